@@ -3,7 +3,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::{edit_flags, flags, keys, read_flags};
+use super::{CmdResult, edit_flags, flags, keys, read_flags};
 use crate::device::{Device, MAX_NAME_LEN, MAX_UUID_LEN};
 use crate::errno::Errno;
 use crate::platform::Platform;
@@ -74,12 +74,12 @@ fn device_flags<P: Platform>(device: &Device<P>) -> u32 {
 
 /// `create`: registers a device under `name` (and `uuid`). The requested minor and
 /// PERSISTENT_DEV are ignored: minors count up from 1 and are never reused.
-pub(super) fn create<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(), Errno> {
+pub(super) fn create<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
     let name = dict.get_bytes(keys::NAME).ok_or(Errno::EINVAL)?.to_vec();
     let uuid = dict.get_bytes(keys::UUID).unwrap_or_default().to_vec();
     check_name(&name)?;
     if uuid.len() > MAX_UUID_LEN {
-        return Err(Errno::EINVAL);
+        return Err(Errno::EINVAL.into());
     }
     let read_only = read_flags(dict) & flags::READONLY != 0;
     let _serial = core.registry_ctl.lock(&core.platform)?;
@@ -90,12 +90,12 @@ pub(super) fn create<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(),
             if errno == Errno::EEXIST {
                 edit_flags(dict, flags::EXISTS, 0);
             }
-            return Err(errno);
+            return Err(errno.into());
         }
     };
     if let Err(errno) = core.platform.attach_device(device.minor, &name) {
         core.devices.write().remove(device.minor);
-        return Err(errno);
+        return Err(errno.into());
     }
     dict.set_u32(keys::MINOR, device.minor);
     edit_flags(dict, flags::EXISTS, flags::INACTIVE_PRESENT);
@@ -103,7 +103,7 @@ pub(super) fn create<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(),
 }
 
 /// `info` and `mknodes`: the device's open count, minor, uuid, name, target count and flags.
-pub(super) fn info<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(), Errno> {
+pub(super) fn info<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
     let found = find(core, dict)?;
     let device = &found.device;
     let (active, inactive) = {
@@ -138,7 +138,7 @@ pub(super) fn info<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(), E
 }
 
 /// `names`: `{dev: minor, name}` for every device, in creation order (a renamed device last).
-pub(super) fn names<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(), Errno> {
+pub(super) fn names<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
     let list = core
         .devices
         .read()
@@ -157,7 +157,7 @@ pub(super) fn names<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(), 
 
 /// `suspend`: new requests wait, and the command returns once every request in flight has
 /// completed. The reply's flags are the device's own flags plus EXISTS.
-pub(super) fn suspend<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(), Errno> {
+pub(super) fn suspend<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
     let found = find(core, dict)?;
     let device = &found.device;
     {
@@ -179,7 +179,7 @@ pub(super) fn quiesce<P: Platform>(core: &Core<P>, device: &Device<P>) -> Result
 /// `resume`: makes a loaded table live (after draining the old one) and releases the requests
 /// that waited. Without a loaded table it only ends the suspension: unlike NetBSD, it never
 /// swaps in an empty table.
-pub(super) fn resume<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(), Errno> {
+pub(super) fn resume<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
     let found = find(core, dict)?;
     let device = &found.device;
     let retired = {
@@ -208,7 +208,7 @@ pub(super) fn resume<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(),
 }
 
 /// `rename`: the new name is `cmd_data[0]`. The reply keeps the old `name`, as NetBSD's does.
-pub(super) fn rename<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(), Errno> {
+pub(super) fn rename<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
     let new_name = dict
         .get_array(keys::CMD_DATA)
         .and_then(|a| a.first())
@@ -230,7 +230,7 @@ pub(super) fn rename<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(),
 
 /// `remove`: refused with `EBUSY` while the device is open; otherwise waits for requests in
 /// flight, unregisters the device and destroys both tables. The reply adds nothing.
-pub(super) fn remove<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(), Errno> {
+pub(super) fn remove<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
     let found = find(core, dict)?;
     let device = &found.device;
     let removed = {

@@ -12,6 +12,7 @@
 mod devices;
 mod tables;
 
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::errno::Errno;
@@ -76,11 +77,29 @@ pub struct Reply {
     /// The reply text, without the NUL the transport adds.
     pub bytes: Vec<u8>,
     /// What the command itself returned. NetBSD swallows it (the ioctl still succeeds); it is
-    /// here for logs and tests.
+    /// here for hosts that can report it (dmhost's socket), logs and tests.
     pub command_result: Result<(), Errno>,
+    /// For a refused table, the line and Linux's message (e.g. "line 0: linear: Invalid
+    /// argument count").
+    pub detail: Option<String>,
 }
 
-type Handler<P> = fn(&Core<P>, &mut Dict) -> Result<(), Errno>;
+type Handler<P> = fn(&Core<P>, &mut Dict) -> CmdResult;
+
+/// Why a command failed: its errno, and for table loads the offending line and Linux's message.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Failure {
+    pub errno: Errno,
+    pub detail: Option<String>,
+}
+
+impl From<Errno> for Failure {
+    fn from(errno: Errno) -> Self {
+        Failure { errno, detail: None }
+    }
+}
+
+pub(crate) type CmdResult = Result<(), Failure>;
 
 impl<P: Platform> Core<P> {
     /// Runs one control request. `Err` is a transport error: the ioctl fails with it and there
@@ -93,27 +112,24 @@ impl<P: Platform> Core<P> {
             PlistError::TooLarge => Errno::E2BIG,
             _ => Errno::EIO,
         })?;
-        let command_result = self.run(&mut dict, caller);
-        if let Err(errno) = command_result {
-            let command = dict.get_str(keys::COMMAND).unwrap_or("?");
-            self.platform.log(
-                LogLevel::Debug,
-                format_args!("dm: command {command} failed: {errno}"),
-            );
-        }
-        Ok(Reply {
-            bytes: plist::write_dict(&dict),
-            command_result,
-        })
+        let (command_result, detail) = match self.run(&mut dict, caller) {
+            Ok(()) => (Ok(()), None),
+            Err(failure) => {
+                let command = dict.get_str(keys::COMMAND).unwrap_or("?");
+                self.platform.log(LogLevel::Debug, format_args!("dm: command {command} failed: {}", failure.errno));
+                (Err(failure.errno), failure.detail)
+            }
+        };
+        Ok(Reply { bytes: plist::write_dict(&dict), command_result, detail })
     }
 
-    fn run(&self, dict: &mut Dict, caller: Caller) -> Result<(), Errno> {
+    fn run(&self, dict: &mut Dict, caller: Caller) -> CmdResult {
         check_version(dict)?;
         let command = dict.get_str(keys::COMMAND).and_then(command::<P>);
         // Unknown commands count as privileged, as in NetBSD's table.
         let everybody = command.is_some_and(|(_, everybody)| everybody);
         if !everybody && !caller.privileged {
-            return Err(Errno::EPERM);
+            return Err(Errno::EPERM.into());
         }
         let (handler, _) = command.ok_or(Errno::EINVAL)?;
         handler(self, dict)
@@ -170,7 +186,7 @@ fn check_version(dict: &mut Dict) -> Result<(), Errno> {
 
 /// `targets`: every registered target type with its version, in registration order. The
 /// version elements are signed numbers, as NetBSD's array append helper writes them.
-fn list_targets<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(), Errno> {
+fn list_targets<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
     let list = core
         .targets
         .list()

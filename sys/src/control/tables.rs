@@ -5,7 +5,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::devices::find;
-use super::{edit_flags, flags, keys, read_flags};
+use super::{CmdResult, Failure, edit_flags, flags, keys, read_flags};
 use crate::errno::Errno;
 use crate::platform::{LogLevel, Platform};
 use crate::plist::{Dict, Number, Value};
@@ -33,7 +33,7 @@ fn table_lines(dict: &Dict) -> Result<Vec<TableLine>, Errno> {
 
 /// `reload`: builds the table of `cmd_data` in full and, only if every line is valid, puts it
 /// in the inactive slot (replacing what was there). On any failure the device is unchanged.
-pub(super) fn reload<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(), Errno> {
+pub(super) fn reload<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
     let found = find(core, dict)?;
     let device = &found.device;
     dict.set_u32(keys::MINOR, device.minor);
@@ -47,20 +47,15 @@ pub(super) fn reload<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(),
             },
         );
         let table = table.map_err(|e| {
-            let line = e
-                .line
-                .map_or(String::new(), |l| alloc::format!(" (line {l})"));
+            let detail = match e.line {
+                Some(line) => alloc::format!("line {line}: {}", e.message),
+                None => e.message,
+            };
             core.platform.log(
                 LogLevel::Error,
-                format_args!(
-                    "dm: minor {}: table load failed{}: {} ({})",
-                    device.minor,
-                    line,
-                    e.message,
-                    e.errno.name()
-                ),
+                format_args!("dm: minor {}: table load failed: {detail} ({})", device.minor, e.errno.name()),
             );
-            e.errno
+            Failure { errno: e.errno, detail: Some(detail) }
         })?;
         device.slots.lock().inactive.replace(Arc::new(table))
     };
@@ -70,7 +65,7 @@ pub(super) fn reload<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(),
 }
 
 /// `clear`: drops the inactive table. The reply is not edited.
-pub(super) fn clear<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(), Errno> {
+pub(super) fn clear<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
     let found = find(core, dict)?;
     let device = &found.device;
     let dropped = {
@@ -95,7 +90,7 @@ fn selected_table<P: Platform>(
 
 /// `deps`: the lower block devices of the table, each once, as the host encodes device numbers.
 /// The elements are signed numbers, as NetBSD's array append helper writes them.
-pub(super) fn deps<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(), Errno> {
+pub(super) fn deps<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
     let found = find(core, dict)?;
     let devs = selected_table(&found.device, dict)
         .map(|t| t.devices())
@@ -117,7 +112,7 @@ pub(super) fn deps<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(), E
 
 /// `status` and `table` (one handler; the STATUS_TABLE flag, not the string, chooses): one
 /// entry per line with Linux's TABLE line, or its INFO line, in `params`.
-pub(super) fn status<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<(), Errno> {
+pub(super) fn status<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
     let found = find(core, dict)?;
     let device = &found.device;
     let (has_active, has_inactive, active_index) = {
