@@ -63,17 +63,8 @@ impl<P: Platform> Device<P> {
             minor,
             read_only,
             ctl: SleepLock::new(),
-            slots: spin::Mutex::new(Slots {
-                active: None,
-                inactive: None,
-                active_index: 0,
-            }),
-            gate: spin::Mutex::new(Gate {
-                suspended: false,
-                dying: false,
-                in_flight: 0,
-                open_count: 0,
-            }),
+            slots: spin::Mutex::new(Slots { active: None, inactive: None, active_index: 0 }),
+            gate: spin::Mutex::new(Gate { suspended: false, dying: false, in_flight: 0, open_count: 0 }),
             event_nr: core::sync::atomic::AtomicU32::new(0),
         }
     }
@@ -180,11 +171,7 @@ pub(crate) struct Registry<P: Platform> {
 
 impl<P: Platform> Registry<P> {
     pub const fn new() -> Self {
-        Registry {
-            by_minor: BTreeMap::new(),
-            next_minor: 1,
-            next_order: 0,
-        }
+        Registry { by_minor: BTreeMap::new(), next_minor: 1, next_order: 0 }
     }
 
     pub fn device(&self, minor: u32) -> Option<Arc<Device<P>>> {
@@ -216,15 +203,8 @@ impl<P: Platform> Registry<P> {
 
     /// Registers a new device; `EEXIST` when the name or a non-empty uuid is taken, `ENOSPC`
     /// when minors are exhausted. Minors are never reused.
-    pub fn create(
-        &mut self,
-        name: &[u8],
-        uuid: &[u8],
-        read_only: bool,
-    ) -> Result<Arc<Device<P>>, Errno> {
-        if self.name_taken(name)
-            || (!uuid.is_empty() && self.by_minor.values().any(|r| r.uuid == uuid))
-        {
+    pub fn create(&mut self, name: &[u8], uuid: &[u8], read_only: bool) -> Result<Arc<Device<P>>, Errno> {
+        if self.name_taken(name) || (!uuid.is_empty() && self.by_minor.values().any(|r| r.uuid == uuid)) {
             return Err(Errno::EEXIST);
         }
         let minor = self.next_minor;
@@ -234,15 +214,7 @@ impl<P: Platform> Registry<P> {
         self.next_minor += 1;
         let device = Arc::new(Device::new(minor, read_only));
         let order = self.bump_order();
-        self.by_minor.insert(
-            minor,
-            Record {
-                device: device.clone(),
-                name: name.to_vec(),
-                uuid: uuid.to_vec(),
-                order,
-            },
-        );
+        self.by_minor.insert(minor, Record { device: device.clone(), name: name.to_vec(), uuid: uuid.to_vec(), order });
         Ok(device)
     }
 

@@ -58,11 +58,7 @@ struct Held<P: Platform> {
 
 impl<P: Platform> IoSlot<P> {
     pub const fn new() -> Self {
-        IoSlot {
-            pending: AtomicU32::new(0),
-            error: AtomicI32::new(0),
-            held: spin::Mutex::new(None),
-        }
+        IoSlot { pending: AtomicU32::new(0), error: AtomicI32::new(0), held: spin::Mutex::new(None) }
     }
 
     fn begin(&self, device: Arc<Device<P>>, table: Arc<Table<P>>) {
@@ -76,9 +72,7 @@ impl<P: Platform> IoSlot<P> {
         if let Err(errno) = result {
             // Errno 0 is "no error": map a (bogus) zero errno to EIO so it is not lost.
             let code = if errno.0 == 0 { Errno::EIO.0 } else { errno.0 };
-            let _ = self
-                .error
-                .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+            let _ = self.error.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
         }
     }
 
@@ -114,12 +108,7 @@ pub(crate) fn put<P: Platform>(platform: &P, io: &P::Io) {
 
 /// A child of `io` completed. Records its result, tells its target, and completes the parent
 /// when it was the last piece.
-pub(crate) fn child_done<P: Platform>(
-    platform: &P,
-    io: &P::Io,
-    tag: ChildTag,
-    result: Result<(), Errno>,
-) {
+pub(crate) fn child_done<P: Platform>(platform: &P, io: &P::Io, tag: ChildTag, result: Result<(), Errno>) {
     let slot = P::slot(io);
     slot.record(result);
     if let Some(table) = slot.table() {
@@ -144,20 +133,8 @@ pub(crate) fn start<P: Platform>(
     if req.op == Op::Flush {
         // A flush goes to every line: each passes it to its own lower devices.
         for (index, entry) in table.entries().iter().enumerate() {
-            let seg = Segment {
-                offset: 0,
-                sectors: 0,
-                buf_offset: 0,
-                op: Op::Flush,
-                fua: req.fua,
-            };
-            let mut mapper = Mapper {
-                platform,
-                io,
-                slot,
-                target: index as u32,
-                seg,
-            };
+            let seg = Segment { offset: 0, sectors: 0, buf_offset: 0, op: Op::Flush, fua: req.fua };
+            let mut mapper = Mapper { platform, io, slot, target: index as u32, seg };
             entry.target.map(&seg, &mut mapper);
         }
     } else {
@@ -166,14 +143,7 @@ pub(crate) fn start<P: Platform>(
     put(platform, io);
 }
 
-fn map_range<P: Platform>(
-    platform: &P,
-    io: &P::Io,
-    slot: &IoSlot<P>,
-    table: &Table<P>,
-    req: &IoRequest,
-    sectors: u64,
-) {
+fn map_range<P: Platform>(platform: &P, io: &P::Io, slot: &IoSlot<P>, table: &Table<P>, req: &IoRequest, sectors: u64) {
     let end = req.sector.saturating_add(sectors);
     let mut pos = req.sector;
     let mut buf_offset = 0usize;
@@ -189,20 +159,8 @@ fn map_range<P: Platform>(
         let offset = pos - entry.start;
         let in_line = (entry.start + entry.len).min(end) - pos;
         let len = in_line.min(entry.target.piece_len(offset, req.op).max(1));
-        let seg = Segment {
-            offset,
-            sectors: len,
-            buf_offset,
-            op: req.op,
-            fua: req.fua,
-        };
-        let mut mapper = Mapper {
-            platform,
-            io,
-            slot,
-            target: index as u32,
-            seg,
-        };
+        let seg = Segment { offset, sectors: len, buf_offset, op: req.op, fua: req.fua };
+        let mut mapper = Mapper { platform, io, slot, target: index as u32, seg };
         entry.target.map(&seg, &mut mapper);
         pos += len;
         buf_offset = buf_offset.saturating_add((len * SECTOR_SIZE) as usize);
@@ -231,15 +189,7 @@ impl<'a, P: Platform> Mapper<'a, P> {
 
     /// Issues one child: `sectors` sectors at `sector` of `disk`, with the data at `buf_offset`
     /// bytes into the request's buffer. `aux` comes back to [`crate::target::Target::end_io`].
-    pub fn issue(
-        &mut self,
-        disk: &P::Disk,
-        sector: u64,
-        sectors: u64,
-        buf_offset: usize,
-        op: Op,
-        aux: u32,
-    ) {
+    pub fn issue(&mut self, disk: &P::Disk, sector: u64, sectors: u64, buf_offset: usize, op: Op, aux: u32) {
         self.slot.pending.fetch_add(1, Ordering::AcqRel);
         self.platform.submit(Child {
             parent: self.io,
@@ -249,10 +199,7 @@ impl<'a, P: Platform> Mapper<'a, P> {
             buf_offset,
             op,
             fua: self.seg.fua,
-            tag: ChildTag {
-                target: self.target,
-                aux,
-            },
+            tag: ChildTag { target: self.target, aux },
         });
     }
 
@@ -264,9 +211,7 @@ impl<'a, P: Platform> Mapper<'a, P> {
     /// Fills the piece's part of the buffer with zeroes (a read of nothing).
     pub fn zero_fill(&mut self) {
         let len = (self.seg.sectors * SECTOR_SIZE) as usize;
-        let result = self
-            .platform
-            .with_data(self.io, self.seg.buf_offset, len, &mut |data| data.fill(0));
+        let result = self.platform.with_data(self.io, self.seg.buf_offset, len, &mut |data| data.fill(0));
         self.slot.record(result);
     }
 
@@ -274,12 +219,7 @@ impl<'a, P: Platform> Mapper<'a, P> {
     /// [`QueuedIo::finish`] or [`QueuedIo::remap`]. The request stays in flight until then.
     pub fn queue(&mut self) -> QueuedIo<P> {
         self.slot.pending.fetch_add(1, Ordering::AcqRel);
-        QueuedIo {
-            platform: self.platform.clone(),
-            io: Some(self.io.clone()),
-            seg: self.seg,
-            target: self.target,
-        }
+        QueuedIo { platform: self.platform.clone(), io: Some(self.io.clone()), seg: self.seg, target: self.target }
     }
 }
 
@@ -325,10 +265,7 @@ impl<P: Platform> QueuedIo<P> {
                 buf_offset: self.seg.buf_offset,
                 op: self.seg.op,
                 fua: self.seg.fua,
-                tag: ChildTag {
-                    target: self.target,
-                    aux: 0,
-                },
+                tag: ChildTag { target: self.target, aux: 0 },
             });
         }
     }

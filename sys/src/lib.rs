@@ -5,6 +5,19 @@
 //! [`Core::submit`], which maps a request through a device's active table onto lower devices
 //! through the host's [`Platform`].
 #![no_std]
+// A panic in a kernel is a crashed machine: no path user input or I/O reaches may panic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 
@@ -19,6 +32,7 @@ pub mod table;
 pub mod target;
 
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 
 pub use control::{Caller, Reply};
 pub use errno::Errno;
@@ -27,6 +41,7 @@ pub use platform::{ChildTag, DevT, Op, Platform};
 
 use device::{Admission, Device, Registry};
 use sync::SleepLock;
+use table::{Table, TableError, TableLine};
 use target::TargetRegistry;
 
 /// One device-mapper instance: the registered target types and the mapped devices.
@@ -65,14 +80,10 @@ impl<P: Platform> Core<P> {
     /// [`Platform::defer`] until resume.
     pub fn submit(&self, minor: u32, io: P::Io, req: IoRequest) {
         let p = &self.platform;
-        if req.bytes % SECTOR_SIZE != 0 {
+        if !req.bytes.is_multiple_of(SECTOR_SIZE) {
             return p.complete(io, Err(Errno::EINVAL));
         }
-        let sectors = if req.op == Op::Flush {
-            0
-        } else {
-            req.bytes / SECTOR_SIZE
-        };
+        let sectors = if req.op == Op::Flush { 0 } else { req.bytes / SECTOR_SIZE };
         let Some(device) = self.device(minor) else {
             return p.complete(io, Err(Errno::ENXIO));
         };
@@ -87,11 +98,7 @@ impl<P: Platform> Core<P> {
             Admission::Defer => return,
             Admission::Refuse(errno) => return p.complete(io, Err(errno)),
         };
-        if req
-            .sector
-            .checked_add(sectors)
-            .is_none_or(|end| end > table.size())
-        {
+        if req.sector.checked_add(sectors).is_none_or(|end| end > table.size()) {
             p.complete(io, Err(Errno::EIO));
             return device.io_finished(p);
         }
@@ -126,11 +133,62 @@ impl<P: Platform> Core<P> {
         self.devices.read().is_empty()
     }
 
+    /// Validates and builds a table for the device `minor` and puts it in the inactive slot,
+    /// as `reload` does: on any failure the device is unchanged.
+    pub fn load_table(&self, minor: u32, lines: &[TableLine]) -> Result<(), TableError> {
+        let device = self.device(minor).ok_or_else(|| TableError::whole(Errno::ENOENT, "no such device"))?;
+        self.load_inactive(&device, lines)
+    }
+
+    pub(crate) fn load_inactive(&self, device: &Device<P>, lines: &[TableLine]) -> Result<(), TableError> {
+        let replaced = {
+            let _ctl = device.ctl.lock(&self.platform).map_err(|errno| TableError::whole(errno, "interrupted"))?;
+            let table = Table::build(&self.platform, &self.targets, device.minor, lines, device.read_only)?;
+            if let Some(active) = device.active() {
+                table.may_replace(&active)?;
+            }
+            self.check_no_loop(device.minor, &table)?;
+            device.slots.lock().inactive.replace(Arc::new(table))
+        };
+        // The replaced table closes its devices here, outside every lock.
+        drop(replaced);
+        Ok(())
+    }
+
+    /// Refuses a table through which the device `minor` would, directly or through other mapped
+    /// devices' tables (live or loaded), be stacked on itself.
+    fn check_no_loop(&self, minor: u32, table: &Table<P>) -> Result<(), TableError> {
+        let mut pending: Vec<u32> = table.devices().into_iter().filter_map(|d| self.platform.mapped_minor(d)).collect();
+        let mut seen: Vec<u32> = Vec::new();
+        while let Some(m) = pending.pop() {
+            if m == minor {
+                return Err(TableError::whole(Errno::EINVAL, "table would make the device depend on itself"));
+            }
+            if seen.contains(&m) {
+                continue;
+            }
+            seen.push(m);
+            if let Some(device) = self.device(m) {
+                for t in [device.active(), device.inactive()].into_iter().flatten() {
+                    pending.extend(t.devices().into_iter().filter_map(|d| self.platform.mapped_minor(d)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the device was created read-only.
+    pub fn read_only(&self, minor: u32) -> Option<bool> {
+        self.device(minor).map(|d| d.read_only)
+    }
+
+    /// Every device's minor and name, in `names` order.
+    pub fn list(&self) -> Vec<(u32, Vec<u8>)> {
+        self.devices.read().in_order().into_iter().map(|r| (r.device.minor, r.name.clone())).collect()
+    }
+
     /// The minor of the device with this name.
     pub fn minor_of(&self, name: &str) -> Option<u32> {
-        self.devices
-            .read()
-            .lookup(0, name.as_bytes(), &[])
-            .map(|r| r.device.minor)
+        self.devices.read().lookup(0, name.as_bytes(), &[]).map(|r| r.device.minor)
     }
 }

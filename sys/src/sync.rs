@@ -13,24 +13,15 @@ pub struct SleepLock {
 
 impl SleepLock {
     pub const fn new() -> Self {
-        SleepLock {
-            held: AtomicBool::new(false),
-        }
+        SleepLock { held: AtomicBool::new(false) }
     }
 
     pub fn lock<'a, P: Platform>(&'a self, platform: &'a P) -> Result<SleepGuard<'a, P>, Errno> {
         platform.wait(
-            &mut || {
-                self.held
-                    .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            },
+            &mut || self.held.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok(),
             false,
         )?;
-        Ok(SleepGuard {
-            lock: self,
-            platform,
-        })
+        Ok(SleepGuard { lock: self, platform })
     }
 }
 

@@ -8,9 +8,7 @@ use alloc::vec::Vec;
 
 use crate::errno::Errno;
 use crate::platform::{DevT, Platform};
-use crate::target::{
-    args, BuildContext, StatusKind, Target, TargetFeatures, TargetRegistry, TargetType,
-};
+use crate::target::{args, BuildContext, StatusKind, Target, TargetFeatures, TargetRegistry, TargetType};
 
 /// One table line as a client sends it: `<start> <length> <type> <params>`.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -30,20 +28,12 @@ pub struct TableError {
 }
 
 impl TableError {
-    fn at(line: usize, errno: Errno, message: impl Into<String>) -> Self {
-        TableError {
-            errno,
-            line: Some(line),
-            message: message.into(),
-        }
+    pub fn at(line: usize, errno: Errno, message: impl Into<String>) -> Self {
+        TableError { errno, line: Some(line), message: message.into() }
     }
 
-    fn whole(errno: Errno, message: impl Into<String>) -> Self {
-        TableError {
-            errno,
-            line: None,
-            message: message.into(),
-        }
+    pub fn whole(errno: Errno, message: impl Into<String>) -> Self {
+        TableError { errno, line: None, message: message.into() }
     }
 }
 
@@ -67,33 +57,19 @@ impl<P: Platform> Table<P> {
     pub fn build(
         platform: &P,
         registry: &TargetRegistry<P>,
+        minor: u32,
         lines: &[TableLine],
         read_only: bool,
     ) -> Result<Self, TableError> {
         let types = check_lines(registry, lines, read_only)?;
         let mut entries = Vec::with_capacity(lines.len());
         for (i, (line, target_type)) in lines.iter().zip(types).enumerate() {
-            let argv =
-                args::split(&line.params).map_err(|e| TableError::at(i, e.errno, e.message))?;
-            let ctx = BuildContext {
-                platform,
-                start: line.start,
-                len: line.len,
-                read_only,
-            };
-            let target = target_type.construct(&ctx, &argv).map_err(|e| {
-                TableError::at(
-                    i,
-                    e.errno,
-                    alloc::format!("{}: {}", line.target_type, e.message),
-                )
-            })?;
-            entries.push(Entry {
-                start: line.start,
-                len: line.len,
-                target_type,
-                target,
-            });
+            let argv = args::split(&line.params).map_err(|e| TableError::at(i, e.errno, e.message))?;
+            let ctx = BuildContext { platform, minor, start: line.start, len: line.len, read_only };
+            let target = target_type
+                .construct(&ctx, &argv)
+                .map_err(|e| TableError::at(i, e.errno, alloc::format!("{}: {}", line.target_type, e.message)))?;
+            entries.push(Entry { start: line.start, len: line.len, target_type, target });
         }
         let index = Index::new(entries.iter().map(|e| e.start + e.len).collect());
         Ok(Table { entries, index })
@@ -152,10 +128,7 @@ impl<P: Platform> Table<P> {
         };
         match (immutable(current), self.entries.first()) {
             (Some(name), Some(first)) if first.target_type.name() != name => {
-                Err(TableError::whole(
-                    Errno::EINVAL,
-                    alloc::format!("can't replace immutable target type {name}"),
-                ))
+                Err(TableError::whole(Errno::EINVAL, alloc::format!("can't replace immutable target type {name}")))
             }
             _ => Ok(()),
         }
@@ -178,37 +151,24 @@ fn check_lines<P: Platform>(
             return Err(TableError::at(i, Errno::EINVAL, "zero-length target"));
         }
         if line.start != next {
-            let msg = if i == 0 {
-                "first target must start at sector 0"
-            } else {
-                "Gap in table"
-            };
+            let msg = if i == 0 { "first target must start at sector 0" } else { "Gap in table" };
             return Err(TableError::at(i, Errno::EINVAL, msg));
         }
-        next = line.start.checked_add(line.len).ok_or_else(|| {
-            TableError::at(i, Errno::EINVAL, "target end beyond the largest sector")
-        })?;
+        next = line
+            .start
+            .checked_add(line.len)
+            .ok_or_else(|| TableError::at(i, Errno::EINVAL, "target end beyond the largest sector"))?;
         let ty = registry.find(&line.target_type).ok_or_else(|| {
-            TableError::at(
-                i,
-                Errno::ENOENT,
-                alloc::format!("unknown target type {}", line.target_type),
-            )
+            TableError::at(i, Errno::ENOENT, alloc::format!("unknown target type {}", line.target_type))
         })?;
         types.push(ty);
     }
     for (i, ty) in types.iter().enumerate() {
         let features = ty.features();
         if features.contains(TargetFeatures::SINGLETON) && lines.len() > 1 {
-            return Err(TableError::at(
-                i,
-                Errno::EINVAL,
-                alloc::format!("{} must be the only target", ty.name()),
-            ));
+            return Err(TableError::at(i, Errno::EINVAL, alloc::format!("{} must be the only target", ty.name())));
         }
-        if features.contains(TargetFeatures::IMMUTABLE)
-            && types.iter().any(|t| t.name() != ty.name())
-        {
+        if features.contains(TargetFeatures::IMMUTABLE) && types.iter().any(|t| t.name() != ty.name()) {
             return Err(TableError::at(
                 i,
                 Errno::EINVAL,
@@ -216,11 +176,7 @@ fn check_lines<P: Platform>(
             ));
         }
         if features.contains(TargetFeatures::ALWAYS_WRITEABLE) && read_only {
-            return Err(TableError::at(
-                i,
-                Errno::EINVAL,
-                alloc::format!("{} may not be read-only", ty.name()),
-            ));
+            return Err(TableError::at(i, Errno::EINVAL, alloc::format!("{} may not be read-only", ty.name())));
         }
     }
     Ok(types)
@@ -248,11 +204,7 @@ impl Index {
         while shift < 63 && (size.saturating_sub(1) >> shift) >= count {
             shift += 1;
         }
-        let bucket_count = if size == 0 {
-            0
-        } else {
-            ((size - 1) >> shift) + 1
-        };
+        let bucket_count = if size == 0 { 0 } else { ((size - 1) >> shift) + 1 };
         let mut buckets = Vec::with_capacity(bucket_count as usize);
         let mut line = 0usize;
         for bucket in 0..bucket_count {
@@ -262,11 +214,7 @@ impl Index {
             }
             buckets.push(line as u32);
         }
-        Index {
-            ends,
-            buckets,
-            shift,
-        }
+        Index { ends, buckets, shift }
     }
 
     fn size(&self) -> u64 {
@@ -314,7 +262,7 @@ mod tests {
             let size = *ends.last().unwrap();
             let mut probes: Vec<u64> = vec![0, size - 1, size, size.saturating_add(1), u64::MAX];
             for &e in &ends {
-                probes.extend([e.saturating_sub(1), e, e + 1]);
+                probes.extend([e.saturating_sub(1), e, e.saturating_add(1)]);
             }
             for s in probes {
                 assert_eq!(index.find(s), naive(&ends, s), "ends {ends:?} sector {s}");

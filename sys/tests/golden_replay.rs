@@ -106,10 +106,20 @@ fn expected(name: &str, recorded: &str) -> String {
             replace_once(&t, "<integer>0x1050</integer>", "<integer>0x1030</integer>")
         }
         "031-info-after-clear" | "036-info-renamed" => {
-            let t = replace_once(recorded, "<key>flags</key>\n\t<integer>0x0</integer>", "<key>flags</key>\n\t<integer>0x20</integer>");
-            replace_once(&t, "<key>target_count</key>\n\t<integer>0x0</integer>", "<key>target_count</key>\n\t<integer>0x1</integer>")
+            let t = replace_once(
+                recorded,
+                "<key>flags</key>\n\t<integer>0x0</integer>",
+                "<key>flags</key>\n\t<integer>0x20</integer>",
+            );
+            replace_once(
+                &t,
+                "<key>target_count</key>\n\t<integer>0x0</integer>",
+                "<key>target_count</key>\n\t<integer>0x1</integer>",
+            )
         }
-        "032-table-inactive-after-clear" => replace_once(recorded, "<integer>0x1010</integer>", "<integer>0x1030</integer>"),
+        "032-table-inactive-after-clear" => {
+            replace_once(recorded, "<integer>0x1010</integer>", "<integer>0x1030</integer>")
+        }
         "033-table-active-after-clear" => {
             let live = "\t<array>\n\t\t<dict>\n\t\t\t<key>length</key>\n\t\t\t<integer>0x1000</integer>\n\t\t\t<key>params</key>\n\t\t\t<string>197:0 2048</string>\n\t\t\t<key>start</key>\n\t\t\t<integer>0x0</integer>\n\t\t\t<key>status</key>\n\t\t\t<integer>1</integer>\n\t\t\t<key>type</key>\n\t\t\t<string>linear</string>\n\t\t</dict>\n\t</array>\n";
             let t = replace_once(recorded, "\t<array/>\n", live);

@@ -7,10 +7,7 @@ use std::path::{Path, PathBuf};
 
 use dmcore::plist::{parse, parse_dict, write_dict, Dict, Limits, Number, Value};
 
-const GOLDEN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/reference/netbsd-golden"
-);
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/reference/netbsd-golden");
 
 fn golden_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = fs::read_dir(GOLDEN)
@@ -34,9 +31,7 @@ fn dict(name: &str) -> Dict {
 /// The `<key>=<value>` lines of a `.result` file.
 fn result_field(name: &str, field: &str) -> Option<String> {
     let text = String::from_utf8(read(name)).expect("result files are text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix('='))
-        .map(str::to_owned)
+    text.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix('=')).map(str::to_owned)
 }
 
 #[test]
@@ -73,11 +68,7 @@ fn recorded_lengths_match_the_files() {
     // pref_len counts the NUL: request_len / reply_len = file length + 1.
     let mut checked = 0;
     for path in golden_files() {
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
         let (stem, field) = if let Some(s) = name.strip_suffix(".request.xml") {
             (s, "request_len")
         } else if let Some(s) = name.strip_suffix(".reply.xml") {
@@ -104,10 +95,7 @@ fn version_request_reads_decimal_elements_as_u32() {
     assert_eq!(d.get("flags"), Some(&Value::Number(Number::Unsigned(0))));
     let version = d.get_array("version").expect("version array");
     // Written signed decimal by the client, read through the unsigned getter.
-    assert_eq!(
-        version,
-        &[Value::signed(4), Value::signed(16), Value::signed(0)][..]
-    );
+    assert_eq!(version, &[Value::signed(4), Value::signed(16), Value::signed(0)][..]);
     let v: Vec<u32> = version.iter().filter_map(Value::as_u32).collect();
     assert_eq!(v, [4, 16, 0]);
     assert_eq!(d.len(), 3);
@@ -116,14 +104,7 @@ fn version_request_reads_decimal_elements_as_u32() {
 #[test]
 fn version_reply_is_the_request_with_the_version_rewritten_unsigned() {
     let mut d = dict("001-version.request.xml");
-    d.insert(
-        "version",
-        Value::Array(vec![
-            Value::unsigned(4),
-            Value::unsigned(16),
-            Value::unsigned(0),
-        ]),
-    );
+    d.insert("version", Value::Array(vec![Value::unsigned(4), Value::unsigned(16), Value::unsigned(0)]));
     assert_eq!(write_dict(&d), read("001-version.reply.xml"));
 }
 
@@ -158,10 +139,7 @@ fn reload_request_builds_back_from_typed_setters() {
     d.set_string("command", b"reload");
     d.set_u32("flags", 0);
     d.set_string("name", b"dmt0");
-    d.insert(
-        "version",
-        Value::Array(vec![Value::signed(4), Value::signed(16), Value::signed(0)]),
-    );
+    d.insert("version", Value::Array(vec![Value::signed(4), Value::signed(16), Value::signed(0)]));
     assert_eq!(d, parsed);
     assert_eq!(write_dict(&d), read("007-reload-linear.request.xml"));
 }
@@ -170,23 +148,11 @@ fn reload_request_builds_back_from_typed_setters() {
 fn targets_and_deps_elements_are_signed_decimal() {
     let d = dict("002-targets.reply.xml");
     let targets = d.get_array("cmd_data").expect("cmd_data");
-    let names: Vec<&str> = targets
-        .iter()
-        .filter_map(|t| t.as_dict()?.get_str("name"))
-        .collect();
+    let names: Vec<&str> = targets.iter().filter_map(|t| t.as_dict()?.get_str("name")).collect();
     assert_eq!(names, ["linear", "striped"]);
-    let ver = targets[1]
-        .as_dict()
-        .and_then(|t| t.get_array("ver"))
-        .expect("ver");
-    assert_eq!(
-        ver,
-        &[Value::signed(1), Value::signed(0), Value::signed(3)][..]
-    );
-    assert_eq!(
-        ver.iter().filter_map(Value::as_u32).collect::<Vec<_>>(),
-        [1, 0, 3]
-    );
+    let ver = targets[1].as_dict().and_then(|t| t.get_array("ver")).expect("ver");
+    assert_eq!(ver, &[Value::signed(1), Value::signed(0), Value::signed(3)][..]);
+    assert_eq!(ver.iter().filter_map(Value::as_u32).collect::<Vec<_>>(), [1, 0, 3]);
 
     let d = dict("014-deps.reply.xml");
     let deps = d.get_array("cmd_data").expect("cmd_data");
@@ -202,10 +168,7 @@ fn empty_forms_in_recordings() {
     assert_eq!(d.get_bytes("uuid"), Some(&b""[..]));
     assert_eq!(d.get_u32("minor"), Some(2));
     let names = dict("015-names-one.reply.xml");
-    let first = names
-        .get_array("cmd_data")
-        .and_then(|a| a.first())
-        .and_then(Value::as_dict);
+    let first = names.get_array("cmd_data").and_then(|a| a.first()).and_then(Value::as_dict);
     assert_eq!(first.and_then(|e| e.get_u32("dev")), Some(1));
     assert_eq!(first.and_then(|e| e.get_str("name")), Some("dmt0"));
 }

@@ -3,7 +3,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::{CmdResult, edit_flags, flags, keys, read_flags};
+use super::{edit_flags, flags, keys, read_flags, CmdResult};
 use crate::device::{Device, MAX_NAME_LEN, MAX_UUID_LEN};
 use crate::errno::Errno;
 use crate::platform::Platform;
@@ -23,15 +23,11 @@ pub(super) fn find<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<Found
     let minor = dict.get_u32(keys::MINOR).unwrap_or(0);
     let name = dict.get_bytes(keys::NAME).unwrap_or_default();
     let uuid = dict.get_bytes(keys::UUID).unwrap_or_default();
-    let found = core
-        .devices
-        .read()
-        .lookup(minor, name, uuid)
-        .map(|r| Found {
-            device: r.device.clone(),
-            name: r.name.clone(),
-            uuid: r.uuid.clone(),
-        });
+    let found = core.devices.read().lookup(minor, name, uuid).map(|r| Found {
+        device: r.device.clone(),
+        name: r.name.clone(),
+        uuid: r.uuid.clone(),
+    });
     found.ok_or_else(|| {
         edit_flags(dict, 0, flags::EXISTS);
         Errno::ENOENT
@@ -41,11 +37,7 @@ pub(super) fn find<P: Platform>(core: &Core<P>, dict: &mut Dict) -> Result<Found
 /// A device name must be non-empty, at most 127 bytes, and usable as a node name in
 /// /dev/mapper (no `/`, not `.` or `..`).
 fn check_name(name: &[u8]) -> Result<(), Errno> {
-    let bad = name.is_empty()
-        || name.len() > MAX_NAME_LEN
-        || name.contains(&b'/')
-        || name == b"."
-        || name == b"..";
+    let bad = name.is_empty() || name.len() > MAX_NAME_LEN || name.contains(&b'/') || name == b"." || name == b"..";
     if bad {
         Err(Errno::EINVAL)
     } else {
@@ -108,10 +100,7 @@ pub(super) fn info<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
     let device = &found.device;
     let (active, inactive) = {
         let slots = device.slots.lock();
-        (
-            slots.active.as_ref().map(|t| t.entries().len()),
-            slots.inactive.is_some(),
-        )
+        (slots.active.as_ref().map(|t| t.entries().len()), slots.inactive.is_some())
     };
     dict.set_u32(keys::OPEN_COUNT, device.open_count());
     dict.set_u32(keys::MINOR, device.minor);
@@ -122,6 +111,13 @@ pub(super) fn info<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
     let mut clear = 0;
     if device.suspended() {
         set |= flags::SUSPEND;
+    }
+    // NetBSD reports READONLY only in suspend replies; Linux in every info reply, where lvm2
+    // reads it.
+    if device.read_only {
+        set |= flags::READONLY;
+    } else {
+        clear |= flags::READONLY;
     }
     if active.is_some() {
         set |= flags::ACTIVE_PRESENT;
@@ -209,12 +205,8 @@ pub(super) fn resume<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult 
 
 /// `rename`: the new name is `cmd_data[0]`. The reply keeps the old `name`, as NetBSD's does.
 pub(super) fn rename<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
-    let new_name = dict
-        .get_array(keys::CMD_DATA)
-        .and_then(|a| a.first())
-        .and_then(Value::as_bytes)
-        .ok_or(Errno::EINVAL)?
-        .to_vec();
+    let new_name =
+        dict.get_array(keys::CMD_DATA).and_then(|a| a.first()).and_then(Value::as_bytes).ok_or(Errno::EINVAL)?.to_vec();
     check_name(&new_name)?;
     let found = find(core, dict)?;
     let device = &found.device;

@@ -160,19 +160,11 @@ fn command<P: Platform>(name: &str) -> Option<(Handler<P>, bool)> {
 /// NetBSD's handshake: the client's major must be 4 and its minor at most 16 (missing elements
 /// count as 0). On success the version becomes 4.16.0; on failure nothing is touched.
 fn check_version(dict: &mut Dict) -> Result<(), Errno> {
-    let sent = |i: usize| {
-        dict.get_array(keys::VERSION)
-            .and_then(|v| v.get(i))
-            .and_then(Value::as_u32)
-            .unwrap_or(0)
-    };
+    let sent = |i: usize| dict.get_array(keys::VERSION).and_then(|v| v.get(i)).and_then(Value::as_u32).unwrap_or(0);
     if sent(0) != VERSION[0] || sent(1) > VERSION[1] {
         return Err(Errno::EIO);
     }
-    let mut version: Vec<Value> = dict
-        .get_array(keys::VERSION)
-        .map(<[Value]>::to_vec)
-        .unwrap_or_default();
+    let mut version: Vec<Value> = dict.get_array(keys::VERSION).map(<[Value]>::to_vec).unwrap_or_default();
     for (i, &v) in VERSION.iter().enumerate() {
         let number = Value::Number(Number::Unsigned(u64::from(v)));
         match version.get_mut(i) {
@@ -194,10 +186,7 @@ fn list_targets<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
         .map(|(name, ver)| {
             let mut entry = Dict::new();
             entry.set_string(keys::NAME, name.as_bytes());
-            let ver = ver
-                .iter()
-                .map(|&v| Value::Number(Number::Signed(i64::from(v))))
-                .collect();
+            let ver = ver.iter().map(|&v| Value::Number(Number::Signed(i64::from(v)))).collect();
             entry.insert(keys::TARGET_VERSION, Value::Array(ver));
             Value::Dict(entry)
         })

@@ -5,7 +5,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::devices::find;
-use super::{CmdResult, Failure, edit_flags, flags, keys, read_flags};
+use super::{edit_flags, flags, keys, read_flags, CmdResult, Failure};
 use crate::errno::Errno;
 use crate::platform::{LogLevel, Platform};
 use crate::plist::{Dict, Number, Value};
@@ -38,28 +38,17 @@ pub(super) fn reload<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult 
     let device = &found.device;
     dict.set_u32(keys::MINOR, device.minor);
     let lines = table_lines(dict)?;
-    let replaced = {
-        let _ctl = device.ctl.lock(&core.platform)?;
-        let table = Table::build(&core.platform, &core.targets, &lines, device.read_only).and_then(
-            |table| match device.active() {
-                Some(active) => table.may_replace(&active).map(|()| table),
-                None => Ok(table),
-            },
+    core.load_inactive(device, &lines).map_err(|e| {
+        let detail = match e.line {
+            Some(line) => alloc::format!("line {line}: {}", e.message),
+            None => e.message,
+        };
+        core.platform.log(
+            LogLevel::Error,
+            format_args!("dm: minor {}: table load failed: {detail} ({})", device.minor, e.errno.name()),
         );
-        let table = table.map_err(|e| {
-            let detail = match e.line {
-                Some(line) => alloc::format!("line {line}: {}", e.message),
-                None => e.message,
-            };
-            core.platform.log(
-                LogLevel::Error,
-                format_args!("dm: minor {}: table load failed: {detail} ({})", device.minor, e.errno.name()),
-            );
-            Failure { errno: e.errno, detail: Some(detail) }
-        })?;
-        device.slots.lock().inactive.replace(Arc::new(table))
-    };
-    drop(replaced);
+        Failure { errno: e.errno, detail: Some(detail) }
+    })?;
     edit_flags(dict, flags::INACTIVE_PRESENT, 0);
     Ok(())
 }
@@ -77,10 +66,7 @@ pub(super) fn clear<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
 }
 
 /// The table a `deps`, `status` or `table` request asks about.
-fn selected_table<P: Platform>(
-    device: &crate::device::Device<P>,
-    dict: &Dict,
-) -> Option<Arc<Table<P>>> {
+fn selected_table<P: Platform>(device: &crate::device::Device<P>, dict: &Dict) -> Option<Arc<Table<P>>> {
     if read_flags(dict) & flags::QUERY_INACTIVE_TABLE != 0 {
         device.inactive()
     } else {
@@ -92,9 +78,7 @@ fn selected_table<P: Platform>(
 /// The elements are signed numbers, as NetBSD's array append helper writes them.
 pub(super) fn deps<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
     let found = find(core, dict)?;
-    let devs = selected_table(&found.device, dict)
-        .map(|t| t.devices())
-        .unwrap_or_default();
+    let devs = selected_table(&found.device, dict).map(|t| t.devices()).unwrap_or_default();
     let list = devs
         .into_iter()
         .map(|d| {
@@ -117,11 +101,7 @@ pub(super) fn status<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult 
     let device = &found.device;
     let (has_active, has_inactive, active_index) = {
         let slots = device.slots.lock();
-        (
-            slots.active.is_some(),
-            slots.inactive.is_some(),
-            slots.active_index,
-        )
+        (slots.active.is_some(), slots.inactive.is_some(), slots.active_index)
     };
     let mut set = 0;
     let mut clear = 0;
@@ -138,14 +118,8 @@ pub(super) fn status<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult 
     if device.suspended() {
         set |= flags::SUSPEND;
     }
-    let kind = if read_flags(dict) & flags::STATUS_TABLE != 0 {
-        StatusKind::Table
-    } else {
-        StatusKind::Info
-    };
-    let lines = selected_table(device, dict)
-        .map(|t| t.status(kind))
-        .unwrap_or_default();
+    let kind = if read_flags(dict) & flags::STATUS_TABLE != 0 { StatusKind::Table } else { StatusKind::Info };
+    let lines = selected_table(device, dict).map(|t| t.status(kind)).unwrap_or_default();
     let list = lines
         .into_iter()
         .map(|(start, len, target_type, params)| {

@@ -15,10 +15,14 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::{Child, ChildTag, DevT, DiskSpec, LogLevel, LowerDisk, Op, Platform, Work};
+use super::{Child, ChildTag, DevT, DiskIo, DiskSpec, LogLevel, LowerDisk, Op, Platform, Work};
 use crate::errno::Errno;
 use crate::io::{IoRequest, IoSlot, SECTOR_SIZE};
 use crate::Core;
+
+/// Block major of mapped devices (NetBSD's): a RAM disk added with it stands for the mapped
+/// device of that minor, for tests of stacking rules.
+pub const DM_BLOCK_MAJOR: u32 = 169;
 
 /// A request of the test, with its buffer and, once completed, its result.
 pub struct MemRequest {
@@ -96,26 +100,12 @@ pub struct Fault {
 impl Fault {
     /// Fails every request to `dev` touching sectors `start .. start + len`.
     pub fn range(dev: DevT, start: u64, len: u64, errno: Errno) -> Self {
-        Fault {
-            dev: Some(dev),
-            range: Some((start, len)),
-            ops: Vec::new(),
-            nth: None,
-            errno,
-            seen: 0,
-        }
+        Fault { dev: Some(dev), range: Some((start, len)), ops: Vec::new(), nth: None, errno, seen: 0 }
     }
 
     /// Fails the n-th request (1-based) to any device, counted from now.
     pub fn nth(n: u64, errno: Errno) -> Self {
-        Fault {
-            dev: None,
-            range: None,
-            ops: Vec::new(),
-            nth: Some(n),
-            errno,
-            seen: 0,
-        }
+        Fault { dev: None, range: None, ops: Vec::new(), nth: Some(n), errno, seen: 0 }
     }
 
     pub fn only(mut self, ops: &[Op]) -> Self {
@@ -152,6 +142,17 @@ struct QueuedChild {
     op: Op,
     fua: bool,
     tag: ChildTag,
+}
+
+/// What a queued child request asks for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct QueuedView {
+    pub dev: DevT,
+    pub op: Op,
+    pub sector: u64,
+    pub sectors: u64,
+    pub buf_offset: usize,
+    pub tag: ChildTag,
 }
 
 struct Timed {
@@ -222,22 +223,13 @@ impl MemPlatform {
         st.paths.insert(path.to_string(), dev);
         st.disks.insert(
             dev,
-            RamDisk {
-                contents: vec![0; bytes],
-                durable: vec![0; bytes],
-                unflushed: Vec::new(),
-                opens: 0,
-            },
+            RamDisk { contents: vec![0; bytes], durable: vec![0; bytes], unflushed: Vec::new(), opens: 0 },
         );
     }
 
     /// A copy of a disk's current contents.
     pub fn disk(&self, dev: DevT) -> Vec<u8> {
-        self.state()
-            .disks
-            .get(&dev)
-            .map(|d| d.contents.clone())
-            .unwrap_or_default()
+        self.state().disks.get(&dev).map(|d| d.contents.clone()).unwrap_or_default()
     }
 
     /// Overwrites part of a disk, as if written and flushed long ago.
@@ -257,20 +249,8 @@ impl MemPlatform {
     }
 
     /// A request for the device `minor`; writes carry `data`, reads get a zeroed buffer.
-    pub fn request(
-        &self,
-        minor: u32,
-        op: Op,
-        sector: u64,
-        bytes: u64,
-        data: Option<&[u8]>,
-    ) -> (MemIo, IoRequest) {
-        let req = IoRequest {
-            sector,
-            bytes,
-            op,
-            fua: false,
-        };
+    pub fn request(&self, minor: u32, op: Op, sector: u64, bytes: u64, data: Option<&[u8]>) -> (MemIo, IoRequest) {
+        let req = IoRequest { sector, bytes, op, fua: false };
         let buf = match data {
             Some(d) => d.to_vec(),
             None => vec![0; if op.has_data() { bytes as usize } else { 0 }],
@@ -308,6 +288,22 @@ impl MemPlatform {
 
     pub fn queued(&self) -> usize {
         self.state().queue.len()
+    }
+
+    /// The queued child requests, oldest first.
+    pub fn queued_children(&self) -> Vec<QueuedView> {
+        self.state()
+            .queue
+            .iter()
+            .map(|c| QueuedView {
+                dev: c.dev,
+                op: c.op,
+                sector: c.sector,
+                sectors: c.sectors,
+                buf_offset: c.buf_offset,
+                tag: c.tag,
+            })
+            .collect()
     }
 
     /// Runs the oldest queued child request; false when there is none.
@@ -484,8 +480,8 @@ impl MemPlatform {
         self.state().deferred.get(&minor).map_or(0, Vec::len)
     }
 
-    /// Called when a wait cannot progress by running queued work: the hook may act (release
-    /// held I/O, inspect state) and returns whether to keep waiting.
+    /// Called when a wait cannot progress by itself (nothing due, and child requests are held):
+    /// the hook may inspect state and run held children, and returns whether to keep waiting.
     pub fn set_wait_hook(&self, hook: Option<WaitHook>) {
         *self.0.wait_hook.lock() = hook;
     }
@@ -496,14 +492,7 @@ impl MemPlatform {
     }
 
     /// Checks faults and crash state, counts the request, and applies it to the disk.
-    fn access(
-        &self,
-        dev: DevT,
-        op: Op,
-        sector: u64,
-        buf: &mut [u8],
-        fua: bool,
-    ) -> Result<(), Errno> {
+    fn access(&self, dev: DevT, op: Op, sector: u64, buf: &mut [u8], fua: bool) -> Result<(), Errno> {
         let mut st = self.state();
         if st.crashed {
             return Err(Errno::EIO);
@@ -547,10 +536,7 @@ impl MemPlatform {
         match op {
             Op::Read => buf.copy_from_slice(disk.contents.get(range).ok_or(Errno::EIO)?),
             Op::Write => {
-                disk.contents
-                    .get_mut(range)
-                    .ok_or(Errno::EIO)?
-                    .copy_from_slice(buf);
+                disk.contents.get_mut(range).ok_or(Errno::EIO)?.copy_from_slice(buf);
                 disk.unflushed.push((start, buf.to_vec(), fua));
             }
             _ => {}
@@ -569,12 +555,8 @@ impl MemPlatform {
             Op::Read | Op::Write => {
                 let len = (child.sectors * SECTOR_SIZE) as usize;
                 let mut buf = vec![0u8; len];
-                let parent_data = child
-                    .parent
-                    .data
-                    .lock()
-                    .get(child.buf_offset..child.buf_offset + len)
-                    .map(<[u8]>::to_vec);
+                let parent_data =
+                    child.parent.data.lock().get(child.buf_offset..child.buf_offset + len).map(<[u8]>::to_vec);
                 match parent_data {
                     None => Err(Errno::EIO),
                     Some(data) => {
@@ -583,11 +565,8 @@ impl MemPlatform {
                         }
                         let r = self.access(child.dev, child.op, child.sector, &mut buf, child.fua);
                         if r.is_ok() && child.op == Op::Read {
-                            if let Some(dst) = child
-                                .parent
-                                .data
-                                .lock()
-                                .get_mut(child.buf_offset..child.buf_offset + len)
+                            if let Some(dst) =
+                                child.parent.data.lock().get_mut(child.buf_offset..child.buf_offset + len)
                             {
                                 dst.copy_from_slice(&buf);
                             }
@@ -597,9 +576,7 @@ impl MemPlatform {
                 }
             }
             Op::Flush => self.access(child.dev, Op::Flush, 0, &mut [], false),
-            Op::Discard | Op::WriteZeroes => {
-                self.zero_range(child.dev, child.sector, child.sectors, child.fua)
-            }
+            Op::Discard | Op::WriteZeroes => self.zero_range(child.dev, child.sector, child.sectors, child.fua),
         };
         if let Some(core) = self.core() {
             core.child_done(&child.parent, child.tag, result);
@@ -620,24 +597,14 @@ impl Platform for MemPlatform {
         let disk = st.disks.get_mut(&dev).ok_or(Errno::ENXIO)?;
         disk.opens += 1;
         let sectors = disk.contents.len() as u64 / SECTOR_SIZE;
-        Ok(MemDisk {
-            platform: self.clone(),
-            dev,
-            sectors,
-        })
+        Ok(MemDisk { platform: self.clone(), dev, sectors })
     }
 
     fn slot(io: &MemIo) -> &IoSlot<Self> {
         &io.slot
     }
 
-    fn with_data(
-        &self,
-        io: &MemIo,
-        offset: usize,
-        len: usize,
-        f: &mut dyn FnMut(&mut [u8]),
-    ) -> Result<(), Errno> {
+    fn with_data(&self, io: &MemIo, offset: usize, len: usize, f: &mut dyn FnMut(&mut [u8])) -> Result<(), Errno> {
         let mut data = io.data.lock();
         let end = offset.checked_add(len).ok_or(Errno::EIO)?;
         f(data.get_mut(offset..end).ok_or(Errno::EIO)?);
@@ -683,8 +650,15 @@ impl Platform for MemPlatform {
         }
     }
 
-    fn disk_io(&self, disk: &MemDisk, op: Op, sector: u64, buf: &mut [u8]) -> Result<(), Errno> {
-        self.access(disk.dev, op, sector, buf, false)
+    fn disk_io(&self, disk: &MemDisk, sector: u64, io: DiskIo<'_>) -> Result<(), Errno> {
+        match io {
+            DiskIo::Read(buf) => self.access(disk.dev, Op::Read, sector, buf, false),
+            DiskIo::Write { data, fua } => self.access(disk.dev, Op::Write, sector, &mut data.to_vec(), fua),
+            DiskIo::Flush => self.access(disk.dev, Op::Flush, 0, &mut [], false),
+            DiskIo::Discard { sectors } | DiskIo::WriteZeroes { sectors } => {
+                self.zero_range(disk.dev, sector, sectors, false)
+            }
+        }
     }
 
     fn now_ns(&self) -> u64 {
@@ -699,7 +673,9 @@ impl Platform for MemPlatform {
             if interruptible && self.state().interrupt_waits {
                 return Err(Errno::EINTR);
             }
-            if self.run_one() || self.run_due_work() {
+            // Held children run only when the test says so (here, through the hook).
+            let held = self.state().hold;
+            if (!held && self.run_one()) || self.run_due_work() {
                 continue;
             }
             let hook = self.0.wait_hook.lock().take();
@@ -743,6 +719,11 @@ impl Platform for MemPlatform {
 
     fn device_resized(&self, minor: u32, sectors: u64) {
         self.state().sizes.insert(minor, sectors);
+    }
+
+    /// RAM disks with NetBSD's dm block major stand for mapped devices of this core.
+    fn mapped_minor(&self, dev: DevT) -> Option<u32> {
+        (dev.major == DM_BLOCK_MAJOR).then_some(dev.minor)
     }
 }
 

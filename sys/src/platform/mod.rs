@@ -54,8 +54,7 @@ impl<'a> DiskSpec<'a> {
     /// decimal numbers, otherwise a path.
     pub fn parse(arg: &'a str) -> Self {
         if let Some((major, minor)) = arg.split_once(':') {
-            if let (Some(major), Some(minor)) = (parse_decimal_u32(major), parse_decimal_u32(minor))
-            {
+            if let (Some(major), Some(minor)) = (parse_decimal_u32(major), parse_decimal_u32(minor)) {
                 return DiskSpec::Number(DevT::new(major, minor));
             }
         }
@@ -100,6 +99,36 @@ impl Op {
     /// Whether the operation moves data through the request's buffer.
     pub fn has_data(self) -> bool {
         matches!(self, Op::Read | Op::Write)
+    }
+}
+
+/// A synchronous request of a target's worker to a lower device.
+#[derive(Debug)]
+pub enum DiskIo<'a> {
+    Read(&'a mut [u8]),
+    /// `fua`: complete only when the data is durable.
+    Write {
+        data: &'a [u8],
+        fua: bool,
+    },
+    Flush,
+    Discard {
+        sectors: u64,
+    },
+    WriteZeroes {
+        sectors: u64,
+    },
+}
+
+impl DiskIo<'_> {
+    pub fn op(&self) -> Op {
+        match self {
+            DiskIo::Read(_) => Op::Read,
+            DiskIo::Write { .. } => Op::Write,
+            DiskIo::Flush => Op::Flush,
+            DiskIo::Discard { .. } => Op::Discard,
+            DiskIo::WriteZeroes { .. } => Op::WriteZeroes,
+        }
     }
 }
 
@@ -163,13 +192,7 @@ pub trait Platform: Clone + Send + Sync + Sized + 'static {
     fn slot(io: &Self::Io) -> &IoSlot<Self>;
 
     /// Runs `f` on bytes `offset .. offset + len` of the request's buffer.
-    fn with_data(
-        &self,
-        io: &Self::Io,
-        offset: usize,
-        len: usize,
-        f: &mut dyn FnMut(&mut [u8]),
-    ) -> Result<(), Errno>;
+    fn with_data(&self, io: &Self::Io, offset: usize, len: usize, f: &mut dyn FnMut(&mut [u8])) -> Result<(), Errno>;
 
     /// Issues a child request to a lower device.
     fn submit(&self, child: Child<'_, Self>);
@@ -185,8 +208,8 @@ pub trait Platform: Clone + Send + Sync + Sized + 'static {
     fn release_deferred(&self, minor: u32);
 
     /// Synchronous I/O to a lower device with a buffer of the core's, for target workers
-    /// (metadata, copy-on-write). `buf` is empty for flush and discard.
-    fn disk_io(&self, disk: &Self::Disk, op: Op, sector: u64, buf: &mut [u8]) -> Result<(), Errno>;
+    /// (metadata, copy-on-write), starting at `sector`.
+    fn disk_io(&self, disk: &Self::Disk, sector: u64, io: DiskIo<'_>) -> Result<(), Errno>;
 
     /// Monotonic time in nanoseconds.
     fn now_ns(&self) -> u64;
@@ -214,6 +237,12 @@ pub trait Platform: Clone + Send + Sync + Sized + 'static {
 
     /// A new table became active: the device now has `sectors` sectors.
     fn device_resized(&self, _minor: u32, _sectors: u64) {}
+
+    /// The minor of the mapped device of this core that `dev` is, if it is one (a table that
+    /// stacks on another mapped device). The core uses it to refuse dependency loops.
+    fn mapped_minor(&self, _dev: DevT) -> Option<u32> {
+        None
+    }
 
     /// The host's encoding of a block device number for `deps` replies.
     fn encode_dev(&self, dev: DevT) -> u64 {

@@ -169,9 +169,7 @@ mod tests {
     fn all_bytes_round_trip() {
         let data: Vec<u8> = (0..=255u8).collect();
         let e = enc(&data);
-        assert!(e
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || b"+/=".contains(c)));
+        assert!(e.iter().all(|c| c.is_ascii_alphanumeric() || b"+/=".contains(c)));
         assert_eq!(dec(&e), Some(data));
     }
 
@@ -182,17 +180,7 @@ mod tests {
 
     #[test]
     fn malformed_is_rejected() {
-        for bad in [
-            &b"Zm9"[..],
-            b"Zm9vY",
-            b"Zg=",
-            b"Z===",
-            b"====",
-            b"Zg==Zg==",
-            b"Zm9*",
-            b"Zm=v",
-            b"Zg===",
-        ] {
+        for bad in [&b"Zm9"[..], b"Zm9vY", b"Zg=", b"Z===", b"====", b"Zg==Zg==", b"Zm9*", b"Zm=v", b"Zg==="] {
             assert_eq!(dec(bad), None, "{:?}", core::str::from_utf8(bad));
         }
         assert_eq!(vec![0u8; 0], dec(b"").unwrap_or_default());

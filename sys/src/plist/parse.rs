@@ -34,13 +34,8 @@ impl Limits {
     /// the modern kernel's 128 KiB copy-in limit, nesting 8 (dm needs 3: top dictionary →
     /// `cmd_data` array → table entry), 8192 entries per container, 64 KiB strings, and
     /// proplib's 128-byte key limit (`PDK_MAXKEY`).
-    pub const DM: Limits = Limits {
-        max_len: 131_072,
-        max_depth: 8,
-        max_entries: 8192,
-        max_string: 65_536,
-        max_key: 128,
-    };
+    pub const DM: Limits =
+        Limits { max_len: 131_072, max_depth: 8, max_entries: 8192, max_string: 65_536, max_key: 128 };
 }
 
 impl Default for Limits {
@@ -112,9 +107,12 @@ pub fn parse_dict(text: &[u8], limits: &Limits) -> Result<Dict, PlistError> {
 
 /// Parses a document with any root object. The document ends at the first NUL, if any.
 pub fn parse(text: &[u8], limits: &Limits) -> Result<Value, PlistError> {
-    let doc = match text.iter().position(|&b| b == 0) {
-        Some(nul) => text.get(..nul).unwrap_or_default(),
-        None => text,
+    // Only the first max_len bytes can matter: without a NUL among them the text is too large
+    // anyway, so a huge buffer is never scanned to its end.
+    let window = text.get(..limits.max_len).unwrap_or(text);
+    let doc = match find_byte(window, 0) {
+        Some(nul) => window.get(..nul).unwrap_or_default(),
+        None => window,
     };
     // The kernel compares pref_len, the length including the NUL, against its limit.
     if doc.len().saturating_add(1) >= limits.max_len {
@@ -164,6 +162,15 @@ impl<'a> Cursor<'a> {
         self.rest().starts_with(lit)
     }
 
+    fn eat_byte(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.advance(1);
+            true
+        } else {
+            false
+        }
+    }
+
     fn eat(&mut self, lit: &[u8]) -> bool {
         if self.starts_with(lit) {
             self.advance(lit.len());
@@ -201,7 +208,7 @@ impl<'a> Cursor<'a> {
     /// The text up to (not including) the next `<`.
     fn text_to_lt(&mut self) -> Result<&'a [u8], PlistError> {
         let rest = self.rest();
-        match rest.iter().position(|&c| c == b'<') {
+        match find_byte(rest, b'<') {
             Some(n) => {
                 self.advance(n);
                 Ok(rest.get(..n).unwrap_or_default())
@@ -213,13 +220,34 @@ impl<'a> Cursor<'a> {
     /// Skips a `<!-- ... -->` comment at the cursor, if there is one.
     fn skip_comment(&mut self) -> Result<bool, PlistError> {
         let start = self.pos;
-        if self.eat(b"<!--") {
+        if self.rest().get(1) == Some(&b'!') && self.eat(b"<!--") {
             self.skip_past(b"-->", start)?;
             Ok(true)
         } else {
             Ok(false)
         }
     }
+}
+
+/// The index of the first `needle` in `hay`. Scans a word at a time: this search (for the NUL
+/// that ends the document and for the `<` that ends every text) is the parser's hot loop.
+fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    const LO: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HI: u64 = u64::from_ne_bytes([0x80; 8]);
+    let pattern = LO.wrapping_mul(u64::from(needle));
+    let mut chunks = hay.chunks_exact(8);
+    let mut base: usize = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_ne_bytes(word) ^ pattern;
+        // Non-zero exactly when some byte of x is zero, i.e. some byte equals `needle`.
+        if x.wrapping_sub(LO) & !x & HI != 0 {
+            return chunk.iter().position(|&c| c == needle).map(|i| base.saturating_add(i));
+        }
+        base = base.saturating_add(8);
+    }
+    chunks.remainder().iter().position(|&c| c == needle).map(|i| base.saturating_add(i))
 }
 
 fn find(hay: &[u8], pat: &[u8]) -> Option<usize> {
@@ -260,14 +288,14 @@ fn plist_attributes(cur: &mut Cursor<'_>) -> Result<(), PlistError> {
     loop {
         let spaced = cur.skip_space() > 0;
         let at = cur.pos;
-        if cur.eat(b">") {
+        if cur.eat_byte(b'>') {
             return Ok(());
         }
         if !spaced || seen_version || cur.name() != b"version" {
             return Err(syntax(at));
         }
         cur.skip_space();
-        if !cur.eat(b"=") {
+        if !cur.eat_byte(b'=') {
             return Err(syntax(cur.pos));
         }
         cur.skip_space();
@@ -347,19 +375,20 @@ fn read_tag(cur: &mut Cursor<'_>) -> Result<(Tag, usize), PlistError> {
         }
     }
     let start = cur.pos;
-    if !cur.eat(b"<") {
+    if !cur.eat_byte(b'<') {
         return Err(syntax(start));
     }
-    let closing = cur.eat(b"/");
+    let closing = cur.eat_byte(b'/');
     let elem = Elem::from_name(cur.name()).ok_or(syntax(start))?;
     cur.skip_space();
     if closing {
-        if cur.eat(b">") {
+        if cur.eat_byte(b'>') {
             return Ok((Tag::Close(elem), start));
         }
-    } else if cur.eat(b">") {
+    } else if cur.eat_byte(b'>') {
         return Ok((Tag::Open { elem, empty: false }, start));
-    } else if cur.eat(b"/>") {
+    } else if cur.rest().get(1) == Some(&b'>') && cur.eat_byte(b'/') {
+        cur.advance(1);
         return Ok((Tag::Open { elem, empty: true }, start));
     }
     Err(syntax(cur.pos))
@@ -368,9 +397,9 @@ fn read_tag(cur: &mut Cursor<'_>) -> Result<(Tag, usize), PlistError> {
 /// Requires `</name>` (optionally with whitespace before `>`) exactly at the cursor.
 fn expect_close(cur: &mut Cursor<'_>, elem: Elem) -> Result<(), PlistError> {
     let start = cur.pos;
-    if cur.eat(b"</") && cur.name() == elem.name() {
+    if cur.eat_byte(b'<') && cur.eat_byte(b'/') && cur.name() == elem.name() {
         cur.skip_space();
-        if cur.eat(b">") {
+        if cur.eat_byte(b'>') {
             return Ok(());
         }
     }
@@ -383,7 +412,7 @@ fn decode_text(raw: &[u8], limit: usize, too_long: PlistError) -> Result<Vec<u8>
     let mut len: usize = 0;
     let mut i: usize = 0;
     while let Some(rest) = raw.get(i..) {
-        let Some(amp) = rest.iter().position(|&c| c == b'&') else {
+        let Some(amp) = find_byte(rest, b'&') else {
             len = len.saturating_add(rest.len());
             break;
         };
@@ -397,7 +426,7 @@ fn decode_text(raw: &[u8], limit: usize, too_long: PlistError) -> Result<Vec<u8>
     let mut out = Vec::with_capacity(len);
     let mut i: usize = 0;
     while let Some(rest) = raw.get(i..) {
-        let Some(amp) = rest.iter().position(|&c| c == b'&') else {
+        let Some(amp) = find_byte(rest, b'&') else {
             out.extend_from_slice(rest);
             break;
         };
@@ -411,13 +440,8 @@ fn decode_text(raw: &[u8], limit: usize, too_long: PlistError) -> Result<Vec<u8>
 
 /// The entity at the start of `s` (which begins with `&`): its byte and its length.
 fn entity(s: &[u8]) -> Result<(u8, usize), PlistError> {
-    const ENTITIES: [(&[u8], u8); 5] = [
-        (b"&amp;", b'&'),
-        (b"&lt;", b'<'),
-        (b"&gt;", b'>'),
-        (b"&apos;", b'\''),
-        (b"&quot;", b'"'),
-    ];
+    const ENTITIES: [(&[u8], u8); 5] =
+        [(b"&amp;", b'&'), (b"&lt;", b'<'), (b"&gt;", b'>'), (b"&apos;", b'\''), (b"&quot;", b'"')];
     ENTITIES
         .iter()
         .find(|(name, _)| s.starts_with(name))
@@ -469,9 +493,7 @@ fn digits_in_base(t: &[u8], base: u32) -> Result<u64, PlistError> {
     }
     t.iter().try_fold(0u64, |acc, &c| {
         let d = char::from(c).to_digit(base).ok_or(PlistError::BadNumber)?;
-        acc.checked_mul(u64::from(base))
-            .and_then(|v| v.checked_add(u64::from(d)))
-            .ok_or(PlistError::BadNumber)
+        acc.checked_mul(u64::from(base)).and_then(|v| v.checked_add(u64::from(d))).ok_or(PlistError::BadNumber)
     })
 }
 
@@ -502,13 +524,7 @@ fn body(cur: &mut Cursor<'_>, limits: &Limits) -> Result<Value, PlistError> {
         };
         let (tag, at) = read_tag(cur)?;
         let value = match (expect, tag) {
-            (
-                Expect::KeyOrDictEnd,
-                Tag::Open {
-                    elem: Elem::Key,
-                    empty,
-                },
-            ) => {
+            (Expect::KeyOrDictEnd, Tag::Open { elem: Elem::Key, empty }) => {
                 read_key(cur, &mut stack, empty, limits)?;
                 continue;
             }
@@ -520,10 +536,7 @@ fn body(cur: &mut Cursor<'_>, limits: &Limits) -> Result<Value, PlistError> {
                 Some(Frame::Array(items)) => Value::Array(items),
                 _ => return Err(syntax(at)),
             },
-            (
-                Expect::Root | Expect::DictValue | Expect::ArrayValueOrEnd,
-                Tag::Open { elem, empty },
-            ) => {
+            (Expect::Root | Expect::DictValue | Expect::ArrayValueOrEnd, Tag::Open { elem, empty }) => {
                 if let Some(Frame::Array(items)) = stack.last() {
                     if items.len() >= limits.max_entries {
                         return Err(PlistError::TooManyEntries);
@@ -554,12 +567,7 @@ fn body(cur: &mut Cursor<'_>, limits: &Limits) -> Result<Value, PlistError> {
 }
 
 /// Reads a `<key>` (its start tag already consumed) into the innermost dictionary frame.
-fn read_key(
-    cur: &mut Cursor<'_>,
-    stack: &mut [Frame],
-    empty: bool,
-    limits: &Limits,
-) -> Result<(), PlistError> {
+fn read_key(cur: &mut Cursor<'_>, stack: &mut [Frame], empty: bool, limits: &Limits) -> Result<(), PlistError> {
     let Some(Frame::Dict { dict, key }) = stack.last_mut() else {
         return Err(syntax(cur.pos));
     };
@@ -605,12 +613,7 @@ fn start_value(
     }
     let v = match (elem, empty) {
         (Elem::Dict, true) => Value::Dict(Dict::new()),
-        (Elem::Dict, false) => {
-            return Ok(Started::Open(Frame::Dict {
-                dict: Dict::new(),
-                key: None,
-            }))
-        }
+        (Elem::Dict, false) => return Ok(Started::Open(Frame::Dict { dict: Dict::new(), key: None })),
         (Elem::Array, true) => Value::Array(Vec::new()),
         (Elem::Array, false) => return Ok(Started::Open(Frame::Array(Vec::new()))),
         (Elem::String, true) => Value::String(Vec::new()),
@@ -713,17 +716,9 @@ mod tests {
         let Ok(d) = d else { panic!("{d:?}") };
         assert_eq!(d.get_str("command"), Some("version"));
         assert_eq!(d.get("flags"), Some(&Value::unsigned(0)));
-        let v: Vec<Option<u32>> = d
-            .get_array("version")
-            .unwrap_or_default()
-            .iter()
-            .map(Value::as_u32)
-            .collect();
+        let v: Vec<Option<u32>> = d.get_array("version").unwrap_or_default().iter().map(Value::as_u32).collect();
         assert_eq!(v, vec![Some(4), Some(16), Some(0)]);
-        assert_eq!(
-            d.get_array("version").and_then(|a| a.first()),
-            Some(&Value::signed(4))
-        );
+        assert_eq!(d.get_array("version").and_then(|a| a.first()), Some(&Value::signed(4)));
         assert_eq!(write_dict(&d), wrap(VERSION_REQUEST));
     }
 
@@ -772,17 +767,14 @@ mod tests {
         assert_eq!(int("0x10000000000000000"), Err(PlistError::BadNumber));
         assert_eq!(int("-9223372036854775809"), Err(PlistError::BadNumber));
         assert_eq!(int("-18446744073709551615"), Err(PlistError::BadNumber));
-        assert_eq!(
-            int("99999999999999999999999999"),
-            Err(PlistError::BadNumber)
-        );
+        assert_eq!(int("99999999999999999999999999"), Err(PlistError::BadNumber));
     }
 
     #[test]
     fn integers_malformed() {
         for bad in [
-            "", "-", "+", "--1", "+-1", "-+1", "0x", "0xg", "0x-1", "12a", "1.5", " 1", "1 ",
-            "\n1", "1\n", "&amp;", "x10", "0b1", "1e3",
+            "", "-", "+", "--1", "+-1", "-+1", "0x", "0xg", "0x-1", "12a", "1.5", " 1", "1 ", "\n1", "1\n", "&amp;",
+            "x10", "0b1", "1e3",
         ] {
             assert_eq!(int(bad), Err(PlistError::BadNumber), "{bad:?}");
         }
@@ -792,30 +784,16 @@ mod tests {
 
     #[test]
     fn entities() {
-        assert_eq!(
-            string("<string>&lt;a&gt; &amp; &apos;&quot;</string>"),
-            Ok(b"<a> & '\"".to_vec())
-        );
+        assert_eq!(string("<string>&lt;a&gt; &amp; &apos;&quot;</string>"), Ok(b"<a> & '\"".to_vec()));
         assert_eq!(string("<string>&amp;lt;</string>"), Ok(b"&lt;".to_vec()));
         assert_eq!(string("<string>a>b\"c'</string>"), Ok(b"a>b\"c'".to_vec()));
-        for bad in [
-            "&nbsp;", "&#60;", "&#x3c;", "&", "a & b", "&amp", "&LT;", "&lt", "&;", "&apos",
-        ] {
-            assert_eq!(
-                p(&format!("<string>{bad}</string>")),
-                Err(PlistError::BadEntity),
-                "{bad:?}"
-            );
+        for bad in ["&nbsp;", "&#60;", "&#x3c;", "&", "a & b", "&amp", "&LT;", "&lt", "&;", "&apos"] {
+            assert_eq!(p(&format!("<string>{bad}</string>")), Err(PlistError::BadEntity), "{bad:?}");
         }
         let d = p("<dict><key>a&amp;b&lt;</key><true/></dict>");
-        let Ok(Value::Dict(d)) = d else {
-            panic!("{d:?}")
-        };
+        let Ok(Value::Dict(d)) = d else { panic!("{d:?}") };
         assert_eq!(d.get("a&b<"), Some(&Value::Bool(true)));
-        assert_eq!(
-            p("<dict><key>a&b</key><true/></dict>"),
-            Err(PlistError::BadEntity)
-        );
+        assert_eq!(p("<dict><key>a&b</key><true/></dict>"), Err(PlistError::BadEntity));
     }
 
     #[test]
@@ -823,24 +801,16 @@ mod tests {
         let body = "<!-- before root --><dict><!--c--><key>a</key><!-- between\n key and value -->\
             <array><!-- in array --><true/><!----></array><!-- before end --></dict><!-- after -->";
         let r = p(body);
-        let Ok(Value::Dict(d)) = r else {
-            panic!("{r:?}")
-        };
+        let Ok(Value::Dict(d)) = r else { panic!("{r:?}") };
         assert_eq!(d.get_array("a"), Some(&[Value::Bool(true)][..]));
         let text = "<!-- first -->\n<?xml version=\"1.0\"?>\n<!-- second -->\n\
             <!DOCTYPE plist SYSTEM \"x\">\n<!-- third --><plist><dict/></plist>";
-        assert_eq!(
-            parse(text.as_bytes(), &Limits::DM),
-            Ok(Value::Dict(Dict::new()))
-        );
+        assert_eq!(parse(text.as_bytes(), &Limits::DM), Ok(Value::Dict(Dict::new())));
         // Not inside text, and a comment must be closed.
         assert!(is_syntax(p("<string>a<!-- c --></string>")));
         assert!(is_syntax(p("<string>a<!-- c -->b</string>")));
         assert!(is_syntax(p("<!-- open <dict/>")));
-        assert!(is_syntax(parse(
-            b"<!-- x <plist><dict/></plist>",
-            &Limits::DM
-        )));
+        assert!(is_syntax(parse(b"<!-- x <plist><dict/></plist>", &Limits::DM)));
     }
 
     #[test]
@@ -852,10 +822,7 @@ mod tests {
         assert_eq!(ok("<plist version='1.0' ><dict/></plist>"), empty);
         assert_eq!(ok("<plist version = \"anything\"\n><dict/></plist>"), empty);
         assert_eq!(ok("<?xml version=\"1.0\"?><plist><dict/></plist>"), empty);
-        assert_eq!(
-            ok("<!DOCTYPE plist PUBLIC \"a\" \"b\"><plist><dict/></plist>"),
-            empty
-        );
+        assert_eq!(ok("<!DOCTYPE plist PUBLIC \"a\" \"b\"><plist><dict/></plist>"), empty);
         assert_eq!(ok("<plist><dict/></plist >"), empty);
         // What follows </plist> is ignored.
         assert_eq!(ok("<plist><dict/></plist>garbage <<<&"), empty);
@@ -897,11 +864,7 @@ mod tests {
         let flat = text.replace(['\t', '\n'], "");
         let mixed = text.replace('\t', " \t \r\n ");
         for variant in [crlf, spaces, flat, mixed] {
-            assert_eq!(
-                parse_dict(variant.as_bytes(), &Limits::DM),
-                expected,
-                "{variant}"
-            );
+            assert_eq!(parse_dict(variant.as_bytes(), &Limits::DM), expected, "{variant}");
         }
     }
 
@@ -928,20 +891,14 @@ mod tests {
 
     #[test]
     fn strings_keep_whitespace_and_bytes() {
-        assert_eq!(
-            string("<string>  a b\n\t</string>"),
-            Ok(b"  a b\n\t".to_vec())
-        );
+        assert_eq!(string("<string>  a b\n\t</string>"), Ok(b"  a b\n\t".to_vec()));
         assert_eq!(string("<string>\r\n</string>"), Ok(b"\r\n".to_vec()));
         let mut raw = wrap("<string>\u{1}X</string>");
         // Replace X with a byte that is not UTF-8.
         if let Some(x) = raw.iter_mut().find(|c| **c == b'X') {
             *x = 0xff;
         }
-        assert_eq!(
-            parse(&raw, &Limits::DM),
-            Ok(Value::String(b"\x01\xff".to_vec()))
-        );
+        assert_eq!(parse(&raw, &Limits::DM), Ok(Value::String(b"\x01\xff".to_vec())));
         assert!(is_syntax(p("<string><![CDATA[x]]></string>")));
         assert!(is_syntax(p("<string>abc")));
         assert!(is_syntax(p("<string>abc</key>")));
@@ -954,22 +911,14 @@ mod tests {
         let k128 = "k".repeat(128);
         let k129 = "k".repeat(129);
         let r = p(&format!("<dict><key>{k128}</key><true/></dict>"));
-        let Ok(Value::Dict(d)) = r else {
-            panic!("{r:?}")
-        };
+        let Ok(Value::Dict(d)) = r else { panic!("{r:?}") };
         assert!(d.contains(&k128));
-        assert_eq!(
-            p(&format!("<dict><key>{k129}</key><true/></dict>")),
-            Err(PlistError::KeyTooLong)
-        );
+        assert_eq!(p(&format!("<dict><key>{k129}</key><true/></dict>")), Err(PlistError::KeyTooLong));
         // Counted after decoding: 128 "&amp;" is a 128-byte key.
         let amp128 = "&amp;".repeat(128);
         let amp129 = "&amp;".repeat(129);
         assert!(p(&format!("<dict><key>{amp128}</key><true/></dict>")).is_ok());
-        assert_eq!(
-            p(&format!("<dict><key>{amp129}</key><true/></dict>")),
-            Err(PlistError::KeyTooLong)
-        );
+        assert_eq!(p(&format!("<dict><key>{amp129}</key><true/></dict>")), Err(PlistError::KeyTooLong));
     }
 
     #[test]
@@ -982,49 +931,25 @@ mod tests {
         assert_eq!(p(&d(9)), Err(PlistError::TooDeep));
         // An empty container counts as a level too.
         assert!(p(&nested("<array>", "</array>", "<array/>", 7)).is_ok());
-        assert_eq!(
-            p(&nested("<array>", "</array>", "<array/>", 8)),
-            Err(PlistError::TooDeep)
-        );
-        assert_eq!(
-            p(&nested("<array>", "</array>", "<dict/>", 8)),
-            Err(PlistError::TooDeep)
-        );
+        assert_eq!(p(&nested("<array>", "</array>", "<array/>", 8)), Err(PlistError::TooDeep));
+        assert_eq!(p(&nested("<array>", "</array>", "<dict/>", 8)), Err(PlistError::TooDeep));
         // Far beyond the limit: refused without recursion or unbounded allocation.
         assert_eq!(p(&a(5_000)), Err(PlistError::TooDeep));
-        let roomy = Limits {
-            max_len: usize::MAX,
-            ..Limits::DM
-        };
+        let roomy = Limits { max_len: usize::MAX, ..Limits::DM };
         assert_eq!(pl(&a(200_000), &roomy), Err(PlistError::TooDeep));
-        let shallow = Limits {
-            max_depth: 1,
-            ..Limits::DM
-        };
+        let shallow = Limits { max_depth: 1, ..Limits::DM };
         assert!(pl("<array><true/></array>", &shallow).is_ok());
-        assert_eq!(
-            pl("<array><array/></array>", &shallow),
-            Err(PlistError::TooDeep)
-        );
-        let none = Limits {
-            max_depth: 0,
-            ..Limits::DM
-        };
+        assert_eq!(pl("<array><array/></array>", &shallow), Err(PlistError::TooDeep));
+        let none = Limits { max_depth: 0, ..Limits::DM };
         assert_eq!(pl("<dict/>", &none), Err(PlistError::TooDeep));
         assert!(pl("<true/>", &none).is_ok());
     }
 
     #[test]
     fn entry_limit() {
-        let small = Limits {
-            max_entries: 3,
-            ..Limits::DM
-        };
+        let small = Limits { max_entries: 3, ..Limits::DM };
         assert!(pl("<array><true/><true/><true/></array>", &small).is_ok());
-        assert_eq!(
-            pl("<array><true/><true/><true/><true/></array>", &small),
-            Err(PlistError::TooManyEntries)
-        );
+        assert_eq!(pl("<array><true/><true/><true/><true/></array>", &small), Err(PlistError::TooManyEntries));
         let keys = |n: usize| {
             let mut s = String::from("<dict>");
             for i in 0..n {
@@ -1040,10 +965,7 @@ mod tests {
         assert!(p(&arr(8192)).is_ok());
         assert_eq!(p(&arr(8193)), Err(PlistError::TooManyEntries));
         // 8193 distinct keys do not fit in 128 KiB; lift the size limit to reach the entry limit.
-        let roomy = Limits {
-            max_len: usize::MAX,
-            ..Limits::DM
-        };
+        let roomy = Limits { max_len: usize::MAX, ..Limits::DM };
         assert!(pl(&keys(8192), &roomy).is_ok());
         assert_eq!(pl(&keys(8193), &roomy), Err(PlistError::TooManyEntries));
     }
@@ -1066,10 +988,7 @@ mod tests {
         // pref_len = len + 1 must stay below 131072.
         let at_limit = doc_of_len(max - 1);
         let below = doc_of_len(max - 2);
-        assert_eq!(
-            parse_dict(&at_limit, &Limits::DM),
-            Err(PlistError::TooLarge)
-        );
+        assert_eq!(parse_dict(&at_limit, &Limits::DM), Err(PlistError::TooLarge));
         assert_eq!(parse_dict(&below, &Limits::DM), Ok(Dict::new()));
         // The same with the NUL the transport appends, and junk after it.
         let mut with_nul = below.clone();
@@ -1078,23 +997,30 @@ mod tests {
         assert_eq!(parse_dict(&with_nul, &Limits::DM), Ok(Dict::new()));
         let mut at_with_nul = at_limit.clone();
         at_with_nul.push(0);
-        assert_eq!(
-            parse_dict(&at_with_nul, &Limits::DM),
-            Err(PlistError::TooLarge)
-        );
+        assert_eq!(parse_dict(&at_with_nul, &Limits::DM), Err(PlistError::TooLarge));
         // A small limit, to see both sides precisely.
         let n = below.len().min(400);
         let tiny = doc_of_len(n);
-        let lim = Limits {
-            max_len: n + 1,
-            ..Limits::DM
-        };
+        let lim = Limits { max_len: n + 1, ..Limits::DM };
         assert_eq!(parse_dict(&tiny, &lim), Err(PlistError::TooLarge));
-        let lim = Limits {
-            max_len: n + 2,
-            ..Limits::DM
-        };
+        let lim = Limits { max_len: n + 2, ..Limits::DM };
         assert_eq!(parse_dict(&tiny, &lim), Ok(Dict::new()));
+    }
+
+    #[test]
+    fn huge_buffers_are_refused_without_scanning_them() {
+        let lim = Limits { max_len: 64, ..Limits::DM };
+        let mut t = vec![b' '; 1 << 20];
+        assert_eq!(parse(&t, &lim), Err(PlistError::TooLarge));
+        // A NUL past the limit does not help; one before it does.
+        if let Some(b) = t.get_mut(100) {
+            *b = 0;
+        }
+        assert_eq!(parse(&t, &lim), Err(PlistError::TooLarge));
+        let mut small = b"<plist><true/></plist>".to_vec();
+        small.push(0);
+        small.extend(core::iter::repeat_n(b'x', 1 << 20));
+        assert_eq!(parse(&small, &lim), Ok(Value::Bool(true)));
     }
 
     #[test]
@@ -1113,18 +1039,9 @@ mod tests {
 
     #[test]
     fn parse_dict_needs_a_dict_root() {
-        for body in [
-            "<array/>",
-            "<string>x</string>",
-            "<integer>1</integer>",
-            "<true/>",
-            "<data/>",
-        ] {
+        for body in ["<array/>", "<string>x</string>", "<integer>1</integer>", "<true/>", "<data/>"] {
             assert!(p(body).is_ok());
-            assert_eq!(
-                parse_dict(&wrap(body), &Limits::DM),
-                Err(PlistError::NotADict)
-            );
+            assert_eq!(parse_dict(&wrap(body), &Limits::DM), Err(PlistError::NotADict));
         }
     }
 
@@ -1164,10 +1081,7 @@ mod tests {
         assert!(is_syntax(p("<array><true/>")));
         assert!(is_syntax(p("<true/><true/>")));
         assert!(is_syntax(p("")));
-        assert_eq!(
-            p("<dict><key>a</key><true/><key>a</key><false/></dict>"),
-            Err(PlistError::DuplicateKey)
-        );
+        assert_eq!(p("<dict><key>a</key><true/><key>a</key><false/></dict>"), Err(PlistError::DuplicateKey));
         assert_eq!(
             p("<dict><key>a</key><dict><key>a</key><true/></dict><key>b</key><true/></dict>")
                 .map(|v| v.as_dict().map(Dict::len)),
@@ -1178,37 +1092,22 @@ mod tests {
     #[test]
     fn syntax_offsets_point_at_the_problem() {
         let text = b"<plist><dict><foo/></dict></plist>";
-        assert_eq!(
-            parse(text, &Limits::DM),
-            Err(PlistError::Syntax { offset: 13 })
-        );
+        assert_eq!(parse(text, &Limits::DM), Err(PlistError::Syntax { offset: 13 }));
         assert_eq!(
             parse(b"<plist><dict><key>a</key></dict></plist>", &Limits::DM),
             Err(PlistError::Syntax { offset: 25 })
         );
-        assert_eq!(
-            parse(b"junk", &Limits::DM),
-            Err(PlistError::Syntax { offset: 0 })
-        );
+        assert_eq!(parse(b"junk", &Limits::DM), Err(PlistError::Syntax { offset: 0 }));
     }
 
     #[test]
     fn string_and_data_limits() {
-        let lim = Limits {
-            max_string: 4,
-            ..Limits::DM
-        };
+        let lim = Limits { max_string: 4, ..Limits::DM };
         assert!(pl("<string>abcd</string>", &lim).is_ok());
-        assert_eq!(
-            pl("<string>abcde</string>", &lim),
-            Err(PlistError::StringTooLong)
-        );
+        assert_eq!(pl("<string>abcde</string>", &lim), Err(PlistError::StringTooLong));
         // Decoded length counts: four entities are four bytes.
         assert!(pl("<string>&lt;&lt;&lt;&lt;</string>", &lim).is_ok());
-        assert_eq!(
-            pl("<string>&lt;&lt;&lt;&lt;&lt;</string>", &lim),
-            Err(PlistError::StringTooLong)
-        );
+        assert_eq!(pl("<string>&lt;&lt;&lt;&lt;&lt;</string>", &lim), Err(PlistError::StringTooLong));
         assert!(pl("<data>AAECAw==</data>", &lim).is_ok()); // 4 bytes
         assert_eq!(
             pl("<data>AAECAwQ=</data>", &lim), // 5 bytes
@@ -1216,28 +1115,15 @@ mod tests {
         );
         let big = "x".repeat(65_536);
         assert!(p(&format!("<string>{big}</string>")).is_ok());
-        assert_eq!(
-            p(&format!("<string>{big}y</string>")),
-            Err(PlistError::StringTooLong)
-        );
+        assert_eq!(p(&format!("<string>{big}y</string>")), Err(PlistError::StringTooLong));
     }
 
     #[test]
     fn data_objects() {
-        assert_eq!(
-            p("<data>AAECAw==</data>"),
-            Ok(Value::Data(vec![0, 1, 2, 3]))
-        );
-        assert_eq!(
-            p("<data>\n\tAAEC\n\tAw==\n</data>"),
-            Ok(Value::Data(vec![0, 1, 2, 3]))
-        );
+        assert_eq!(p("<data>AAECAw==</data>"), Ok(Value::Data(vec![0, 1, 2, 3])));
+        assert_eq!(p("<data>\n\tAAEC\n\tAw==\n</data>"), Ok(Value::Data(vec![0, 1, 2, 3])));
         for bad in ["AAECAw=", "AAEC*w==", "A", "AA=A", "&amp;&amp;"] {
-            assert_eq!(
-                p(&format!("<data>{bad}</data>")),
-                Err(PlistError::BadData),
-                "{bad:?}"
-            );
+            assert_eq!(p(&format!("<data>{bad}</data>")), Err(PlistError::BadData), "{bad:?}");
         }
         let blob: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
         let v = Value::Data(blob);
@@ -1255,19 +1141,33 @@ mod tests {
         inner.insert("d", Value::Data(vec![0xff, 0, 0x3c]));
         inner.insert("e", Value::Dict(Dict::new()));
         let mut d = Dict::new();
-        d.insert(
-            "cmd_data",
-            Value::Array(vec![
-                Value::Dict(inner),
-                Value::Array(vec![]),
-                Value::string(b""),
-            ]),
-        );
+        d.insert("cmd_data", Value::Array(vec![Value::Dict(inner), Value::Array(vec![]), Value::string(b"")]));
         d.insert_raw(b"\xff<key>&".to_vec(), Value::signed(i64::MIN));
         d.insert("x", Value::string(b" lead and trail \n"));
         let text = write_dict(&d);
         assert_eq!(parse_dict(&text, &Limits::DM), Ok(d.clone()));
         assert_eq!(parse(&text, &Limits::DM), Ok(Value::Dict(d)));
+    }
+
+    #[test]
+    fn find_byte_matches_a_plain_scan() {
+        let mut hay: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37) | 1).collect();
+        for needle in [0u8, 1, b'<', 0x80, 0xff] {
+            for len in 0..hay.len() {
+                for at in 0..=len {
+                    let saved = hay.get(at).copied();
+                    if let Some(b) = hay.get_mut(at) {
+                        *b = needle;
+                    }
+                    let slice = hay.get(..len).unwrap_or_default();
+                    let plain = slice.iter().position(|&c| c == needle);
+                    assert_eq!(find_byte(slice, needle), plain, "{needle} {len} {at}");
+                    if let (Some(b), Some(s)) = (hay.get_mut(at), saved) {
+                        *b = s;
+                    }
+                }
+            }
+        }
     }
 
     #[test]
@@ -1290,9 +1190,6 @@ mod tests {
             assert!(t.starts_with("plist: "), "{t}");
             assert!(texts.iter().skip(i + 1).all(|u| u != t));
         }
-        assert_eq!(
-            texts.last().map(String::as_str),
-            Some("plist: syntax error at byte 42")
-        );
+        assert_eq!(texts.last().map(String::as_str), Some("plist: syntax error at byte 42"));
     }
 }

@@ -197,9 +197,7 @@ pub struct Dict {
 impl Dict {
     /// An empty dictionary.
     pub fn new() -> Self {
-        Dict {
-            map: BTreeMap::new(),
-        }
+        Dict { map: BTreeMap::new() }
     }
 
     /// The value stored under `key`.
@@ -254,9 +252,7 @@ impl Dict {
 
     /// Keys and values in ascending bytewise key order (the externalized order).
     pub fn iter(&self) -> DictIter<'_> {
-        DictIter {
-            inner: self.map.iter(),
-        }
+        DictIter { inner: self.map.iter() }
     }
 
     /// See [`Number::as_u32`].
@@ -432,17 +428,7 @@ mod tests {
         }
         d.set_u32("flags", 9);
         let keys: Vec<&[u8]> = d.iter().map(|(k, _)| k).collect();
-        assert_eq!(
-            keys,
-            vec![
-                &b"Z"[..],
-                b"a",
-                b"cmd_data",
-                b"command",
-                b"flags",
-                b"version"
-            ]
-        );
+        assert_eq!(keys, vec![&b"Z"[..], b"a", b"cmd_data", b"command", b"flags", b"version"]);
         assert_eq!(d.len(), 6);
         assert_eq!(d.get_u32("flags"), Some(9));
         assert_eq!(d.remove("flags"), Some(Value::unsigned(9)));

@@ -232,11 +232,9 @@ mod tests {
         d.insert("f", Value::Bool(false));
         assert_eq!(
             show(&write_dict(&d)),
-            show(&doc(
-                "<dict>\n\t<key>a</key>\n\t<array/>\n\t<key>d</key>\n\t<dict/>\n\
+            show(&doc("<dict>\n\t<key>a</key>\n\t<array/>\n\t<key>d</key>\n\t<dict/>\n\
                  \t<key>f</key>\n\t<false/>\n\t<key>s</key>\n\t<string/>\n\
-                 \t<key>t</key>\n\t<true/>\n\t<key>x</key>\n\t<data/>\n</dict>\n"
-            ))
+                 \t<key>t</key>\n\t<true/>\n\t<key>x</key>\n\t<data/>\n</dict>\n"))
         );
     }
 
@@ -264,10 +262,7 @@ mod tests {
     #[test]
     fn escapes_only_lt_gt_amp() {
         let mut d = Dict::new();
-        d.insert_raw(
-            b"k<&>\"'".to_vec(),
-            Value::string(b"a<b>c&d \"q\" 'a' \t\r\n\x01\xff"),
-        );
+        d.insert_raw(b"k<&>\"'".to_vec(), Value::string(b"a<b>c&d \"q\" 'a' \t\r\n\x01\xff"));
         let out = write_dict(&d);
         let mut expected = b"<dict>\n\t<key>k&lt;&amp;&gt;\"'</key>\n\t<string>a&lt;b&gt;c&amp;d \"q\" 'a' \t\r\n\x01\xff</string>\n</dict>\n".to_vec();
         let mut full = HEADER.to_vec();
@@ -287,14 +282,7 @@ mod tests {
         let mut d = Dict::new();
         d.set_string("name", b"dmt0");
         d.insert("cmd_data", Value::Array(vec![Value::Dict(entry)]));
-        d.insert(
-            "version",
-            Value::Array(vec![
-                Value::unsigned(4),
-                Value::unsigned(16),
-                Value::unsigned(0),
-            ]),
-        );
+        d.insert("version", Value::Array(vec![Value::unsigned(4), Value::unsigned(16), Value::unsigned(0)]));
         let expected = doc("<dict>\n\
             \t<key>cmd_data</key>\n\
             \t<array>\n\
@@ -337,10 +325,7 @@ mod tests {
     #[test]
     fn non_dict_roots_and_deep_nesting() {
         assert_eq!(show(&write(&Value::Bool(true))), show(&doc("<true/>\n")));
-        assert_eq!(
-            show(&write(&Value::string(b"x"))),
-            show(&doc("<string>x</string>\n"))
-        );
+        assert_eq!(show(&write(&Value::string(b"x"))), show(&doc("<string>x</string>\n")));
         // Deeper than any parse limit: the writer does not recurse, so this is fine.
         let mut v = Value::Array(vec![]);
         for _ in 0..2_000 {

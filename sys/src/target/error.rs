@@ -20,11 +20,7 @@ impl<P: Platform> TargetType<P> for ErrorType {
         [1, 5, 0]
     }
 
-    fn construct(
-        &self,
-        _ctx: &BuildContext<'_, P>,
-        _argv: &[String],
-    ) -> Result<Box<dyn Target<P>>, TargetError> {
+    fn construct(&self, _ctx: &BuildContext<'_, P>, _argv: &[String]) -> Result<Box<dyn Target<P>>, TargetError> {
         Ok(Box::new(Error))
     }
 }

@@ -19,16 +19,11 @@ impl<P: Platform> TargetType<P> for LinearType {
         [1, 4, 0]
     }
 
-    fn construct(
-        &self,
-        ctx: &BuildContext<'_, P>,
-        argv: &[String],
-    ) -> Result<Box<dyn Target<P>>, TargetError> {
+    fn construct(&self, ctx: &BuildContext<'_, P>, argv: &[String]) -> Result<Box<dyn Target<P>>, TargetError> {
         let [dev, offset] = argv else {
             return Err(TargetError::invalid("Invalid argument count"));
         };
-        let offset =
-            args::parse_u64(offset).ok_or_else(|| TargetError::invalid("Invalid device sector"))?;
+        let offset = args::parse_u64(offset).ok_or_else(|| TargetError::invalid("Invalid device sector"))?;
         let disk = ctx.open_area(dev, offset, ctx.len)?;
         Ok(Box::new(Linear::<P> { disk, offset }))
     }
@@ -41,11 +36,7 @@ struct Linear<P: Platform> {
 
 impl<P: Platform> Target<P> for Linear<P> {
     fn map(&self, seg: &Segment, mapper: &mut Mapper<'_, P>) {
-        let sector = if seg.op == Op::Flush {
-            0
-        } else {
-            self.offset + seg.offset
-        };
+        let sector = if seg.op == Op::Flush { 0 } else { self.offset + seg.offset };
         mapper.remap(&self.disk, sector);
     }
 

@@ -53,10 +53,7 @@ pub struct TargetError {
 
 impl TargetError {
     pub fn new(errno: Errno, message: impl Into<Cow<'static, str>>) -> Self {
-        TargetError {
-            errno,
-            message: message.into(),
-        }
+        TargetError { errno, message: message.into() }
     }
 
     /// `EINVAL` with a message: the usual argument error.
@@ -96,16 +93,14 @@ pub trait TargetType<P: Platform>: Send + Sync {
         TargetFeatures::empty()
     }
     /// Checks the arguments of one table line and builds its mapping.
-    fn construct(
-        &self,
-        ctx: &BuildContext<'_, P>,
-        args: &[String],
-    ) -> Result<Box<dyn Target<P>>, TargetError>;
+    fn construct(&self, ctx: &BuildContext<'_, P>, args: &[String]) -> Result<Box<dyn Target<P>>, TargetError>;
 }
 
 /// What a constructor may use: the line's geometry and the platform.
 pub struct BuildContext<'a, P: Platform> {
     pub platform: &'a P,
+    /// The minor of the device the table is for.
+    pub minor: u32,
     /// The line's first sector in the device.
     pub start: u64,
     /// The line's length in sectors.
@@ -143,9 +138,7 @@ impl<P: Platform> TargetRegistry<P> {
             Arc::new(error::ErrorType),
             Arc::new(zero::ZeroType),
         ];
-        TargetRegistry {
-            types: spin::RwLock::new(builtins),
-        }
+        TargetRegistry { types: spin::RwLock::new(builtins) }
     }
 
     /// Adds a target type; `EEXIST` when its name is taken.
@@ -161,10 +154,7 @@ impl<P: Platform> TargetRegistry<P> {
     /// Removes a target type: `ENOENT` when unknown, `EBUSY` while a table uses it.
     pub fn unregister(&self, name: &str) -> Result<(), Errno> {
         let mut types = self.types.write();
-        let pos = types
-            .iter()
-            .position(|t| t.name() == name)
-            .ok_or(Errno::ENOENT)?;
+        let pos = types.iter().position(|t| t.name() == name).ok_or(Errno::ENOENT)?;
         // The registry holds one reference; every table line of this type holds another.
         if types.get(pos).is_some_and(|t| Arc::strong_count(t) > 1) {
             return Err(Errno::EBUSY);
@@ -179,10 +169,6 @@ impl<P: Platform> TargetRegistry<P> {
 
     /// Name and version of every type, in registration order.
     pub fn list(&self) -> Vec<(String, [u32; 3])> {
-        self.types
-            .read()
-            .iter()
-            .map(|t| (String::from(t.name()), t.version()))
-            .collect()
+        self.types.read().iter().map(|t| (String::from(t.name()), t.version())).collect()
     }
 }

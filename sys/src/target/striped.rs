@@ -23,31 +23,21 @@ impl<P: Platform> TargetType<P> for StripedType {
         [1, 6, 0]
     }
 
-    fn construct(
-        &self,
-        ctx: &BuildContext<'_, P>,
-        argv: &[String],
-    ) -> Result<Box<dyn Target<P>>, TargetError> {
+    fn construct(&self, ctx: &BuildContext<'_, P>, argv: &[String]) -> Result<Box<dyn Target<P>>, TargetError> {
         let [count, chunk, pairs @ ..] = argv else {
             return Err(TargetError::invalid("Not enough arguments"));
         };
-        let count = args::parse_u32(count)
-            .filter(|&n| n > 0)
-            .ok_or_else(|| TargetError::invalid("Invalid stripe count"))?;
-        let chunk = args::parse_u32(chunk)
-            .filter(|&c| c > 0)
-            .ok_or_else(|| TargetError::invalid("Invalid chunk_size"))?;
+        let count =
+            args::parse_u32(count).filter(|&n| n > 0).ok_or_else(|| TargetError::invalid("Invalid stripe count"))?;
+        let chunk =
+            args::parse_u32(chunk).filter(|&c| c > 0).ok_or_else(|| TargetError::invalid("Invalid chunk_size"))?;
         let (count, chunk) = (u64::from(count), u64::from(chunk));
-        if ctx.len % count != 0 {
-            return Err(TargetError::invalid(
-                "Target length not divisible by number of stripes",
-            ));
+        if !ctx.len.is_multiple_of(count) {
+            return Err(TargetError::invalid("Target length not divisible by number of stripes"));
         }
         let width = ctx.len / count;
-        if width % chunk != 0 {
-            return Err(TargetError::invalid(
-                "Target length not divisible by chunk size",
-            ));
+        if !width.is_multiple_of(chunk) {
+            return Err(TargetError::invalid("Target length not divisible by chunk size"));
         }
         if pairs.len() as u64 != 2 * count {
             return Err(TargetError::invalid("Not enough destinations specified"));
@@ -57,22 +47,13 @@ impl<P: Platform> TargetType<P> for StripedType {
             let [dev, offset] = pair else {
                 return Err(TargetError::invalid("Not enough destinations specified"));
             };
-            let stripe_error =
-                |e: TargetError| TargetError::new(e.errno, "Couldn't parse stripe destination");
-            let offset = args::parse_u64(offset)
-                .ok_or_else(|| TargetError::invalid("Couldn't parse stripe destination"))?;
+            let stripe_error = |e: TargetError| TargetError::new(e.errno, "Couldn't parse stripe destination");
+            let offset =
+                args::parse_u64(offset).ok_or_else(|| TargetError::invalid("Couldn't parse stripe destination"))?;
             let disk = ctx.open_area(dev, offset, width).map_err(stripe_error)?;
-            stripes.push(Stripe {
-                disk,
-                offset,
-                errors: AtomicU32::new(0),
-            });
+            stripes.push(Stripe { disk, offset, errors: AtomicU32::new(0) });
         }
-        Ok(Box::new(Striped {
-            stripes,
-            count,
-            chunk,
-        }))
+        Ok(Box::new(Striped { stripes, count, chunk }))
     }
 }
 
@@ -94,10 +75,7 @@ impl<P: Platform> Striped<P> {
     fn locate(&self, offset: u64) -> (usize, u64) {
         let chunk = offset / self.chunk;
         let within = offset % self.chunk;
-        (
-            (chunk % self.count) as usize,
-            (chunk / self.count) * self.chunk + within,
-        )
+        ((chunk % self.count) as usize, (chunk / self.count) * self.chunk + within)
     }
 
     /// The first sector on stripe `stripe` (before its offset) whose line sector is at or after
@@ -119,14 +97,9 @@ impl<P: Platform> Target<P> for Striped<P> {
             Op::Read | Op::Write => {
                 let (stripe, sector) = self.locate(seg.offset);
                 match self.stripes.get(stripe) {
-                    Some(s) => mapper.issue(
-                        &s.disk,
-                        s.offset + sector,
-                        seg.sectors,
-                        seg.buf_offset,
-                        seg.op,
-                        stripe as u32,
-                    ),
+                    Some(s) => {
+                        mapper.issue(&s.disk, s.offset + sector, seg.sectors, seg.buf_offset, seg.op, stripe as u32)
+                    }
                     None => mapper.fail(Errno::EIO),
                 }
             }
@@ -173,11 +146,7 @@ impl<P: Platform> Target<P> for Striped<P> {
                 }
                 out.push_str(" 1 ");
                 for s in &self.stripes {
-                    out.push(if s.errors.load(Ordering::Relaxed) > 0 {
-                        'D'
-                    } else {
-                        'A'
-                    });
+                    out.push(if s.errors.load(Ordering::Relaxed) > 0 { 'D' } else { 'A' });
                 }
             }
             StatusKind::Table => {

@@ -20,11 +20,7 @@ impl<P: Platform> TargetType<P> for ZeroType {
         [1, 1, 0]
     }
 
-    fn construct(
-        &self,
-        _ctx: &BuildContext<'_, P>,
-        argv: &[String],
-    ) -> Result<Box<dyn Target<P>>, TargetError> {
+    fn construct(&self, _ctx: &BuildContext<'_, P>, argv: &[String]) -> Result<Box<dyn Target<P>>, TargetError> {
         if !argv.is_empty() {
             return Err(TargetError::invalid("No arguments required"));
         }
