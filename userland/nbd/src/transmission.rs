@@ -259,7 +259,7 @@ fn check(hdr: &RequestHeader, export: &dyn Export) -> Result<Command, Errno> {
     }
     let block = u64::from(MIN_BLOCK_SIZE);
     let len = u64::from(hdr.len);
-    if len == 0 || hdr.offset % block != 0 || len % block != 0 {
+    if len == 0 || !hdr.offset.is_multiple_of(block) || !len.is_multiple_of(block) {
         return Err(Errno::Inval);
     }
     if matches!(cmd, Command::Read | Command::Write) && hdr.len > MAX_PAYLOAD {
