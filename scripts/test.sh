@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Every test and check of the project. Prints a summary line per stage; fails on the first
+# failing stage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stage() { echo; echo "=== $*"; }
+
+stage "format"
+cargo fmt --all -- --check
+
+stage "clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+stage "unit, property, conformance and end-to-end tests"
+cargo test --workspace
+
+stage "core builds for the kernel targets"
+for t in x86_64-unknown-none aarch64-unknown-none-softfloat; do
+  cargo build -p dmcore --target "$t"
+done
