@@ -65,7 +65,7 @@ impl<P: Platform> Table<P> {
         let mut entries = Vec::with_capacity(lines.len());
         for (i, (line, target_type)) in lines.iter().zip(types).enumerate() {
             let argv = args::split(&line.params).map_err(|e| TableError::at(i, e.errno, e.message))?;
-            let ctx = BuildContext { platform, minor, start: line.start, len: line.len, read_only };
+            let ctx = BuildContext { platform, minor, start: line.start, len: line.len, read_only, shared: registry.shared() };
             let target = target_type
                 .construct(&ctx, &argv)
                 .map_err(|e| TableError::at(i, e.errno, alloc::format!("{}: {}", line.target_type, e.message)))?;
@@ -182,39 +182,61 @@ fn check_lines<P: Platform>(
     Ok(types)
 }
 
-/// Finds the line of a sector: a bucket array over the sector space gives the range of lines
-/// that can contain it, and a binary search over their end sectors finishes the lookup. With
-/// lines of similar sizes a bucket holds one or two lines, so the lookup costs about the same
-/// for 1 line as for 10,000.
+/// Finds the line of a sector in constant time for ordinary tables.
+///
+/// The sector space is cut into power-of-two buckets no wider than the shortest line (within a
+/// memory cap of four buckets per line), so a bucket holds at most one line boundary: the line
+/// reaching into the bucket and where it ends, read from two arrays at the same index (two
+/// independent loads), decide between that line and the next. Where the cap makes buckets
+/// wider than some lines (very uneven tables), a bucket marked `MANY` falls back to a binary
+/// search over the few lines it holds.
 struct Index {
     /// End sector (exclusive) of each line; strictly increasing.
     ends: Vec<u64>,
-    /// For each bucket, the first line that reaches into it.
-    buckets: Vec<u32>,
+    /// For each bucket, the first line reaching into it; `MANY` set when the bucket holds more
+    /// than one line boundary.
+    first: Vec<u32>,
+    /// For each bucket, where its first line ends.
+    first_end: Vec<u64>,
     /// log2 of the bucket width in sectors.
     shift: u32,
 }
 
+const MANY: u32 = 1 << 31;
+
 impl Index {
     fn new(ends: Vec<u64>) -> Self {
         let size = ends.last().copied().unwrap_or(0);
-        let count = ends.len().max(1).next_power_of_two() as u64;
-        // The narrowest power-of-two width whose `count` buckets cover the whole device.
-        let mut shift = 0u32;
-        while shift < 63 && (size.saturating_sub(1) >> shift) >= count {
+        let mut shortest = u64::MAX;
+        let mut start = 0;
+        for &end in &ends {
+            shortest = shortest.min(end - start);
+            start = end;
+        }
+        // Widest power of two no longer than the shortest line...
+        let mut shift = 63 - shortest.max(1).leading_zeros();
+        // ...unless that makes more than four buckets per line.
+        let cap = (ends.len().max(1) as u64).saturating_mul(4).next_power_of_two();
+        while shift < 63 && (size.saturating_sub(1) >> shift) >= cap {
             shift += 1;
         }
         let bucket_count = if size == 0 { 0 } else { ((size - 1) >> shift) + 1 };
-        let mut buckets = Vec::with_capacity(bucket_count as usize);
+        let mut first = Vec::with_capacity(bucket_count as usize);
+        let mut first_end = Vec::with_capacity(bucket_count as usize);
         let mut line = 0usize;
         for bucket in 0..bucket_count {
-            let first_sector = bucket << shift;
-            while ends.get(line).is_some_and(|&end| end <= first_sector) {
+            let lo = bucket << shift;
+            let hi = lo.saturating_add((1u64 << shift) - 1);
+            while ends.get(line).is_some_and(|&end| end <= lo) {
                 line += 1;
             }
-            buckets.push(line as u32);
+            let end = ends.get(line).copied().unwrap_or(u64::MAX);
+            // A second boundary inside the bucket: the next line ends before the bucket does.
+            let many = end <= hi && ends.get(line + 1).is_some_and(|&next| next <= hi);
+            first.push(line as u32 | if many { MANY } else { 0 });
+            first_end.push(end);
         }
-        Index { ends, buckets, shift }
+        Index { ends, first, first_end, shift }
     }
 
     fn size(&self) -> u64 {
@@ -226,9 +248,14 @@ impl Index {
             return None;
         }
         let bucket = (sector >> self.shift) as usize;
-        let lo = *self.buckets.get(bucket)? as usize;
-        let hi = match self.buckets.get(bucket + 1) {
-            Some(&next) => next as usize,
+        let first = *self.first.get(bucket)?;
+        let end = *self.first_end.get(bucket)?;
+        if first & MANY == 0 {
+            return Some(first as usize + usize::from(sector >= end));
+        }
+        let lo = (first & !MANY) as usize;
+        let hi = match self.first.get(bucket + 1) {
+            Some(&next) => (next & !MANY) as usize,
             None => self.ends.len() - 1,
         };
         let candidates = self.ends.get(lo..=hi)?;
@@ -256,11 +283,15 @@ mod tests {
             vec![u64::MAX],
             (1..=100).map(|i| i * 7).collect(),
             vec![3, 1 << 40, (1 << 40) + 1],
+            // Uneven: tiny lines among huge ones force buckets holding several boundaries.
+            (0..40).map(|i| if i % 10 == 9 { (i + 1) * 100_000 } else { i * 100_000 + i + 1 }).collect(),
+            (1..=64).chain([1 << 20, (1 << 20) + 1, (1 << 20) + 2, 1 << 30]).collect(),
         ];
         for ends in shapes {
             let index = Index::new(ends.clone());
             let size = *ends.last().unwrap();
             let mut probes: Vec<u64> = vec![0, size - 1, size, size.saturating_add(1), u64::MAX];
+            probes.extend((0..2000).map(|i| i * (size / 2000).max(1)));
             for &e in &ends {
                 probes.extend([e.saturating_sub(1), e, e.saturating_add(1)]);
             }
