@@ -98,7 +98,8 @@ fn lines(count: usize) -> Vec<TableLine> {
     (0..count)
         .map(|i| {
             let len = 64 + next(&mut seed) % 128;
-            let line = TableLine { start, len, target_type: "linear".into(), params: format!("8:{} {}", (i % 4) * 16, start) };
+            let line =
+                TableLine { start, len, target_type: "linear".into(), params: format!("8:{} {}", (i % 4) * 16, start) };
             start += len;
             line
         })
