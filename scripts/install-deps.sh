@@ -3,13 +3,27 @@
 set -euo pipefail
 
 need_apt=()
-command -v qemu-io >/dev/null 2>&1 || need_apt+=(qemu-utils)
+have() { command -v "$1" >/dev/null 2>&1; }
+have qemu-io || need_apt+=(qemu-utils)
+# bindgen (kmod/rust) needs libclang; the kernel checks need clang, lld and llvm's tools.
+ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || need_apt+=(libclang-dev)
+have clang || need_apt+=(clang)
+have ld.lld || need_apt+=(lld)
+have llvm-objdump || need_apt+=(llvm)
+have readelf || need_apt+=(binutils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   else
     echo "install-deps: missing ${need_apt[*]} (run as root, or install them)" >&2
   fi
 fi
+
+# The kernel targets and the sources of core/alloc (rebuilt for the kernel, kmod/).
+installed=$(rustup target list --installed)
+for t in x86_64-unknown-none aarch64-unknown-none-softfloat; do
+  grep -qx "$t" <<<"$installed" || rustup target add "$t"
+done
+rustup component list --installed | grep -q '^rust-src' || rustup component add rust-src

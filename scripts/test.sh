@@ -19,3 +19,6 @@ stage "core builds for the kernel targets"
 for t in x86_64-unknown-none aarch64-unknown-none-softfloat; do
   cargo build -p dmcore --target "$t"
 done
+
+stage "kernel module: staticlib, symbols, relocations, FP scan, panic sites, NetBSD compile, glue on a stand-in kernel"
+bash kmod/check/run.sh
