@@ -11,6 +11,10 @@ have clang || need_apt+=(clang)
 have ld.lld || need_apt+=(lld)
 have llvm-objdump || need_apt+=(llvm)
 have readelf || need_apt+=(binutils)
+# The atf tests (tests/atf) run with atf-sh under kyua; the manual pages are checked by mandoc.
+have atf-sh || need_apt+=(atf-sh)
+have kyua || need_apt+=(kyua)
+have mandoc || need_apt+=(mandoc)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive

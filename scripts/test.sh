@@ -22,3 +22,12 @@ done
 
 stage "kernel module: staticlib, symbols, relocations, FP scan, panic sites, NetBSD compile, glue on a stand-in kernel"
 bash kmod/check/run.sh
+
+stage "atf tests against dmhost"
+sh tests/atf/run-dmhost.sh
+
+stage "anita: dry run and self-test"
+sh tests/anita/selftest.sh
+
+stage "manual pages: mandoc -Tlint"
+sh man/lint.sh
