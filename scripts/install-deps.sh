@@ -5,6 +5,11 @@ set -euo pipefail
 need_apt=()
 have() { command -v "$1" >/dev/null 2>&1; }
 have qemu-io || need_apt+=(qemu-utils)
+# `install-deps.sh bench`: also what scripts/bench-nbd.sh needs: fio (its nbd engine) and qemu-nbd.
+if [ "${1:-}" = bench ]; then
+  have fio || need_apt+=(fio)
+  have qemu-nbd || [[ " ${need_apt[*]} " == *" qemu-utils "* ]] || need_apt+=(qemu-utils)
+fi
 # bindgen (kmod/rust) needs libclang; the kernel checks need clang, lld and llvm's tools.
 ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || need_apt+=(libclang-dev)
 have clang || need_apt+=(clang)
