@@ -54,7 +54,8 @@ pub struct Device<P: Platform> {
     pub(crate) ctl: SleepLock,
     pub(crate) slots: spin::Mutex<Slots<P>>,
     gate: spin::Mutex<Gate>,
-    event_nr: core::sync::atomic::AtomicU32,
+    /// The event counter (see [`crate::event`]), shared with the event sinks of its tables.
+    event_nr: Arc<core::sync::atomic::AtomicU32>,
 }
 
 impl<P: Platform> Device<P> {
@@ -65,7 +66,7 @@ impl<P: Platform> Device<P> {
             ctl: SleepLock::new(),
             slots: spin::Mutex::new(Slots { active: None, inactive: None, active_index: 0 }),
             gate: spin::Mutex::new(Gate { suspended: false, dying: false, in_flight: 0, open_count: 0 }),
-            event_nr: core::sync::atomic::AtomicU32::new(0),
+            event_nr: Arc::new(core::sync::atomic::AtomicU32::new(0)),
         }
     }
 
@@ -120,6 +121,14 @@ impl<P: Platform> Device<P> {
         self.event_nr.load(core::sync::atomic::Ordering::Acquire)
     }
 
+    /// The sink the targets of a table built for this device report their events to.
+    pub(crate) fn event_sink(&self, platform: &P) -> crate::event::EventSink {
+        crate::event::EventSink::new(Arc::new(crate::event::DeviceEvents {
+            counter: self.event_nr.clone(),
+            platform: platform.clone(),
+        }))
+    }
+
     pub(crate) fn open(&self) -> Result<(), Errno> {
         let mut gate = self.gate.lock();
         if gate.dying {
@@ -142,6 +151,11 @@ impl<P: Platform> Device<P> {
         }
         gate.dying = true;
         Ok(())
+    }
+
+    /// Undoes [`Device::start_removal`] when the removal could not finish.
+    pub(crate) fn cancel_removal(&self) {
+        self.gate.lock().dying = false;
     }
 
     pub(crate) fn active(&self) -> Option<Arc<Table<P>>> {

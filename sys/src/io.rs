@@ -134,7 +134,7 @@ pub(crate) fn start<P: Platform>(
         // A flush goes to every line: each passes it to its own lower devices.
         for (index, entry) in table.entries().iter().enumerate() {
             let seg = Segment { offset: 0, sectors: 0, buf_offset: 0, op: Op::Flush, fua: req.fua };
-            let mut mapper = Mapper { platform, io, slot, target: index as u32, seg };
+            let mut mapper = Mapper { platform, seg, how: How::Core { io, slot, target: index as u32 } };
             entry.target.map(&seg, &mut mapper);
         }
     } else {
@@ -160,7 +160,7 @@ fn map_range<P: Platform>(platform: &P, io: &P::Io, slot: &IoSlot<P>, table: &Ta
         let in_line = (entry.start + entry.len).min(end) - pos;
         let len = in_line.min(entry.target.piece_len(offset, req.op).max(1));
         let seg = Segment { offset, sectors: len, buf_offset, op: req.op, fua: req.fua };
-        let mut mapper = Mapper { platform, io, slot, target: index as u32, seg };
+        let mut mapper = Mapper { platform, seg, how: How::Core { io, slot, target: index as u32 } };
         entry.target.map(&seg, &mut mapper);
         pos += len;
         buf_offset = buf_offset.saturating_add((len * SECTOR_SIZE) as usize);
@@ -168,17 +168,72 @@ fn map_range<P: Platform>(platform: &P, io: &P::Io, slot: &IoSlot<P>, table: &Ta
 }
 
 /// How a target disposes of one piece of a request.
+///
+/// A mapper normally belongs to the core's own I/O engine. A target built outside the core that
+/// owns the request (a target module loaded through a C ABI, whose core is across that ABI)
+/// gets a mapper made with [`Mapper::foreign`], whose every action goes to a [`ForeignIo`].
 pub struct Mapper<'a, P: Platform> {
     platform: &'a P,
-    io: &'a P::Io,
-    slot: &'a IoSlot<P>,
-    target: u32,
     seg: Segment,
+    how: How<'a, P>,
+}
+
+enum How<'a, P: Platform> {
+    Core { io: &'a P::Io, slot: &'a IoSlot<P>, target: u32 },
+    Foreign { io: &'static dyn ForeignIo<P>, piece: ForeignHandle },
+}
+
+/// Names a piece of a request, or a queued piece, on the side of a [`ForeignIo`]; the core
+/// only hands it back.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ForeignHandle(pub usize);
+
+/// The actions of a [`Mapper`] and a [`QueuedIo`] whose request belongs to another core: a
+/// target module's side of a C ABI implements them by calling the owning core (dmcore-abi).
+/// `piece` is the handle the mapper was made with; `queued` one that [`ForeignIo::queue`]
+/// returned.
+pub trait ForeignIo<P: Platform>: Sync {
+    /// [`Mapper::issue`].
+    #[allow(clippy::too_many_arguments)]
+    fn issue(
+        &self,
+        platform: &P,
+        piece: ForeignHandle,
+        disk: &P::Disk,
+        sector: u64,
+        sectors: u64,
+        buf_offset: usize,
+        op: Op,
+        aux: u32,
+    );
+    /// [`Mapper::fail`].
+    fn fail(&self, platform: &P, piece: ForeignHandle, errno: Errno);
+    /// [`Mapper::zero_fill`].
+    fn zero_fill(&self, platform: &P, piece: ForeignHandle);
+    /// [`Mapper::queue`]: keeps the piece in flight. `Err`: it could not be kept, and has
+    /// failed with that errno.
+    fn queue(&self, platform: &P, piece: ForeignHandle) -> Result<ForeignHandle, Errno>;
+    /// [`QueuedIo::with_data`].
+    fn queued_data(&self, platform: &P, queued: ForeignHandle, f: &mut dyn FnMut(&mut [u8])) -> Result<(), Errno>;
+    /// [`QueuedIo::finish`] (and dropping a queued piece, with `EIO`).
+    fn queued_finish(&self, platform: &P, queued: ForeignHandle, result: Result<(), Errno>);
+    /// [`QueuedIo::remap`].
+    fn queued_remap(&self, platform: &P, queued: ForeignHandle, disk: &P::Disk, sector: u64);
 }
 
 impl<'a, P: Platform> Mapper<'a, P> {
+    /// A mapper whose piece belongs to another core: every action goes to `io` with `piece`.
+    pub fn foreign(platform: &'a P, seg: Segment, io: &'static dyn ForeignIo<P>, piece: ForeignHandle) -> Self {
+        Mapper { platform, seg, how: How::Foreign { io, piece } }
+    }
+
     pub fn platform(&self) -> &'a P {
         self.platform
+    }
+
+    /// The piece being mapped.
+    pub fn segment(&self) -> &Segment {
+        &self.seg
     }
 
     /// Sends the whole piece to `disk`, starting at `sector`.
@@ -190,36 +245,61 @@ impl<'a, P: Platform> Mapper<'a, P> {
     /// Issues one child: `sectors` sectors at `sector` of `disk`, with the data at `buf_offset`
     /// bytes into the request's buffer. `aux` comes back to [`crate::target::Target::end_io`].
     pub fn issue(&mut self, disk: &P::Disk, sector: u64, sectors: u64, buf_offset: usize, op: Op, aux: u32) {
-        self.slot.pending.fetch_add(1, Ordering::AcqRel);
-        self.platform.submit(Child {
-            parent: self.io,
-            disk,
-            sector,
-            sectors,
-            buf_offset,
-            op,
-            fua: self.seg.fua,
-            tag: ChildTag { target: self.target, aux },
-        });
+        match &self.how {
+            How::Core { io, slot, target } => {
+                slot.pending.fetch_add(1, Ordering::AcqRel);
+                self.platform.submit(Child {
+                    parent: io,
+                    disk,
+                    sector,
+                    sectors,
+                    buf_offset,
+                    op,
+                    fua: self.seg.fua,
+                    tag: ChildTag { target: *target, aux },
+                });
+            }
+            How::Foreign { io, piece } => io.issue(self.platform, *piece, disk, sector, sectors, buf_offset, op, aux),
+        }
     }
 
     /// Fails the piece (and so the request) with `errno`.
     pub fn fail(&mut self, errno: Errno) {
-        self.slot.record(Err(errno));
+        match &self.how {
+            How::Core { slot, .. } => slot.record(Err(errno)),
+            How::Foreign { io, piece } => io.fail(self.platform, *piece, errno),
+        }
     }
 
     /// Fills the piece's part of the buffer with zeroes (a read of nothing).
     pub fn zero_fill(&mut self) {
-        let len = (self.seg.sectors * SECTOR_SIZE) as usize;
-        let result = self.platform.with_data(self.io, self.seg.buf_offset, len, &mut |data| data.fill(0));
-        self.slot.record(result);
+        match &self.how {
+            How::Core { io, slot, .. } => {
+                let len = (self.seg.sectors * SECTOR_SIZE) as usize;
+                let result = self.platform.with_data(io, self.seg.buf_offset, len, &mut |data| data.fill(0));
+                slot.record(result);
+            }
+            How::Foreign { io, piece } => io.zero_fill(self.platform, *piece),
+        }
     }
 
     /// Keeps the piece for the target's worker, which finishes it later with
     /// [`QueuedIo::finish`] or [`QueuedIo::remap`]. The request stays in flight until then.
     pub fn queue(&mut self) -> QueuedIo<P> {
-        self.slot.pending.fetch_add(1, Ordering::AcqRel);
-        QueuedIo { platform: self.platform.clone(), io: Some(self.io.clone()), seg: self.seg, target: self.target }
+        let platform = self.platform.clone();
+        let seg = self.seg;
+        match &self.how {
+            How::Core { io, slot, target } => {
+                slot.pending.fetch_add(1, Ordering::AcqRel);
+                QueuedIo { platform, seg, held: Kept::Core { io: Some((*io).clone()), target: *target } }
+            }
+            How::Foreign { io, piece } => {
+                // A piece that could not be kept has failed already: the handle is empty, and
+                // finishing it does nothing.
+                let queued = io.queue(self.platform, *piece).ok();
+                QueuedIo { platform, seg, held: Kept::Foreign { io: *io, queued } }
+            }
+        }
     }
 }
 
@@ -228,54 +308,91 @@ impl<'a, P: Platform> Mapper<'a, P> {
 /// Dropping it without finishing fails the piece with `EIO`, so a request is never lost.
 pub struct QueuedIo<P: Platform> {
     platform: P,
-    io: Option<P::Io>,
     seg: Segment,
-    target: u32,
+    held: Kept<P>,
+}
+
+enum Kept<P: Platform> {
+    Core { io: Option<P::Io>, target: u32 },
+    Foreign { io: &'static dyn ForeignIo<P>, queued: Option<ForeignHandle> },
 }
 
 impl<P: Platform> QueuedIo<P> {
+    /// A queued piece of another core's request (see [`ForeignIo`]): `queued` is what
+    /// [`ForeignIo::queue`] returned.
+    pub fn foreign(platform: P, seg: Segment, io: &'static dyn ForeignIo<P>, queued: ForeignHandle) -> Self {
+        QueuedIo { platform, seg, held: Kept::Foreign { io, queued: Some(queued) } }
+    }
+
     pub fn segment(&self) -> &Segment {
         &self.seg
     }
 
     /// Runs `f` on the piece's data in the request's buffer.
     pub fn with_data(&self, f: &mut dyn FnMut(&mut [u8])) -> Result<(), Errno> {
-        let io = self.io.as_ref().ok_or(Errno::EIO)?;
-        let len = (self.seg.sectors * SECTOR_SIZE) as usize;
-        self.platform.with_data(io, self.seg.buf_offset, len, f)
+        match &self.held {
+            Kept::Core { io, .. } => {
+                let io = io.as_ref().ok_or(Errno::EIO)?;
+                let len = (self.seg.sectors * SECTOR_SIZE) as usize;
+                self.platform.with_data(io, self.seg.buf_offset, len, f)
+            }
+            Kept::Foreign { io, queued } => {
+                let queued = queued.ok_or(Errno::EIO)?;
+                io.queued_data(&self.platform, queued, f)
+            }
+        }
     }
 
     /// Completes the piece with `result`.
     pub fn finish(mut self, result: Result<(), Errno>) {
-        if let Some(io) = self.io.take() {
-            P::slot(&io).record(result);
-            put(&self.platform, &io);
+        self.complete(result);
+    }
+
+    fn complete(&mut self, result: Result<(), Errno>) {
+        match &mut self.held {
+            Kept::Core { io, .. } => {
+                if let Some(io) = io.take() {
+                    P::slot(&io).record(result);
+                    put(&self.platform, &io);
+                }
+            }
+            Kept::Foreign { io, queued } => {
+                if let Some(queued) = queued.take() {
+                    io.queued_finish(&self.platform, queued, result);
+                }
+            }
         }
     }
 
     /// Sends the piece to `disk` at `sector`, as [`Mapper::remap`] would have. The queue's
     /// reference to the request passes to the child, whose completion drops it.
     pub fn remap(mut self, disk: &P::Disk, sector: u64) {
-        if let Some(io) = self.io.take() {
-            self.platform.submit(Child {
-                parent: &io,
-                disk,
-                sector,
-                sectors: self.seg.sectors,
-                buf_offset: self.seg.buf_offset,
-                op: self.seg.op,
-                fua: self.seg.fua,
-                tag: ChildTag { target: self.target, aux: 0 },
-            });
+        match &mut self.held {
+            Kept::Core { io, target } => {
+                if let Some(io) = io.take() {
+                    self.platform.submit(Child {
+                        parent: &io,
+                        disk,
+                        sector,
+                        sectors: self.seg.sectors,
+                        buf_offset: self.seg.buf_offset,
+                        op: self.seg.op,
+                        fua: self.seg.fua,
+                        tag: ChildTag { target: *target, aux: 0 },
+                    });
+                }
+            }
+            Kept::Foreign { io, queued } => {
+                if let Some(queued) = queued.take() {
+                    io.queued_remap(&self.platform, queued, disk, sector);
+                }
+            }
         }
     }
 }
 
 impl<P: Platform> Drop for QueuedIo<P> {
     fn drop(&mut self) {
-        if let Some(io) = self.io.take() {
-            P::slot(&io).record(Err(Errno::EIO));
-            put(&self.platform, &io);
-        }
+        self.complete(Err(Errno::EIO));
     }
 }

@@ -24,6 +24,7 @@ extern crate alloc;
 pub mod control;
 pub mod device;
 pub mod errno;
+pub mod event;
 pub mod io;
 pub mod platform;
 pub mod plist;
@@ -143,7 +144,15 @@ impl<P: Platform> Core<P> {
     pub(crate) fn load_inactive(&self, device: &Device<P>, lines: &[TableLine]) -> Result<(), TableError> {
         let replaced = {
             let _ctl = device.ctl.lock(&self.platform).map_err(|errno| TableError::whole(errno, "interrupted"))?;
-            let table = Table::build(&self.platform, &self.targets, device.minor, lines, device.read_only)?;
+            let events = device.event_sink(&self.platform);
+            let table = Table::build_with_events(
+                &self.platform,
+                &self.targets,
+                device.minor,
+                lines,
+                device.read_only,
+                &events,
+            )?;
             if let Some(active) = device.active() {
                 table.may_replace(&active)?;
             }

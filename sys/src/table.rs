@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 
 use crate::errno::Errno;
 use crate::platform::{DevT, Platform};
-use crate::target::{args, BuildContext, StatusKind, Target, TargetFeatures, TargetRegistry, TargetType};
+use crate::target::{args, BuildContext, EventSink, StatusKind, Target, TargetFeatures, TargetRegistry, TargetType};
 
 /// One table line as a client sends it: `<start> <length> <type> <params>`.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -53,7 +53,8 @@ pub struct Table<P: Platform> {
 
 impl<P: Platform> Table<P> {
     /// Validates `lines` as a whole and constructs every target. Any failure drops what was
-    /// built so far (closing its devices) and changes nothing else.
+    /// built so far (closing its devices) and changes nothing else. The targets' events go
+    /// nowhere: the core builds a device's tables with [`Table::build_with_events`].
     pub fn build(
         platform: &P,
         registry: &TargetRegistry<P>,
@@ -61,11 +62,31 @@ impl<P: Platform> Table<P> {
         lines: &[TableLine],
         read_only: bool,
     ) -> Result<Self, TableError> {
-        let types = check_lines(registry, lines, read_only)?;
+        Self::build_with_events(platform, registry, minor, lines, read_only, &EventSink::detached())
+    }
+
+    /// [`Table::build`], with the targets reporting their events to `events`.
+    pub fn build_with_events(
+        platform: &P,
+        registry: &TargetRegistry<P>,
+        minor: u32,
+        lines: &[TableLine],
+        read_only: bool,
+        events: &EventSink,
+    ) -> Result<Self, TableError> {
+        let types = check_lines(platform, registry, lines, read_only)?;
         let mut entries = Vec::with_capacity(lines.len());
         for (i, (line, target_type)) in lines.iter().zip(types).enumerate() {
             let argv = args::split(&line.params).map_err(|e| TableError::at(i, e.errno, e.message))?;
-            let ctx = BuildContext { platform, minor, start: line.start, len: line.len, read_only, shared: registry.shared() };
+            let ctx = BuildContext {
+                platform,
+                minor,
+                start: line.start,
+                len: line.len,
+                read_only,
+                shared: registry.shared(),
+                events,
+            };
             let target = target_type
                 .construct(&ctx, &argv)
                 .map_err(|e| TableError::at(i, e.errno, alloc::format!("{}: {}", line.target_type, e.message)))?;
@@ -135,8 +156,11 @@ impl<P: Platform> Table<P> {
     }
 }
 
-/// The checks that need no device: geometry, types, and the table-wide type rules.
+/// The checks that need no device: geometry, types, and the table-wide type rules. A type
+/// nobody registered is given one chance to appear through [`Platform::autoload_target`]
+/// (NetBSD's `module_autoload("dm_target_<type>")`) before the line fails with `ENOENT`.
 fn check_lines<P: Platform>(
+    platform: &P,
     registry: &TargetRegistry<P>,
     lines: &[TableLine],
     read_only: bool,
@@ -158,7 +182,10 @@ fn check_lines<P: Platform>(
             .start
             .checked_add(line.len)
             .ok_or_else(|| TableError::at(i, Errno::EINVAL, "target end beyond the largest sector"))?;
-        let ty = registry.find(&line.target_type).ok_or_else(|| {
+        let found = registry.find(&line.target_type).or_else(|| {
+            platform.autoload_target(&line.target_type).then(|| registry.find(&line.target_type)).flatten()
+        });
+        let ty = found.ok_or_else(|| {
             TableError::at(i, Errno::ENOENT, alloc::format!("unknown target type {}", line.target_type))
         })?;
         types.push(ty);

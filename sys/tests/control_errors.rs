@@ -164,7 +164,8 @@ fn missing_mistyped_and_unknown_commands() {
     assert_eq!(reply.get_u32("flags"), None, "nothing added");
     d.insert("command", Value::Number(Number::Unsigned(1)));
     assert_eq!(run(&core, &d).1, Err(Errno::EINVAL));
-    for cmd in ["frobnicate", "remove_all", "setgeometry", "list_versions", "VERSION"] {
+    // remove_all, message and waitevent are extensions this core implements (§11).
+    for cmd in ["frobnicate", "setgeometry", "list_versions", "VERSION", "remove-all", "wait"] {
         assert_eq!(run(&core, &request(cmd)).1, Err(Errno::EINVAL), "{cmd}");
     }
 }
@@ -176,7 +177,9 @@ fn unprivileged_callers_run_only_the_query_commands() {
     for cmd in ["version", "targets", "info", "mknodes", "names", "deps", "status", "table"] {
         assert_eq!(call(&core, &named(cmd, "d"), USER).1, Ok(()), "{cmd}");
     }
-    for cmd in ["create", "suspend", "remove", "rename", "resume", "clear", "reload", "frobnicate"] {
+    for cmd in
+        ["create", "suspend", "remove", "rename", "resume", "clear", "reload", "message", "remove_all", "frobnicate"]
+    {
         let d = named(cmd, "e");
         let (reply, result) = call(&core, &d, USER);
         assert_eq!(result, Err(Errno::EPERM), "{cmd}");

@@ -11,8 +11,8 @@ use common::*;
 use dmcore::platform::mem::MemPlatform;
 use dmcore::{Core, Errno, Op};
 
-/// `targets`: the port reports Linux 6.1's versions of its four built-in targets (decision,
-/// §18), where NetBSD 2016 had linear 1.0.2 and striped 1.0.3 only.
+/// `targets`: the port reports Linux 6.1's versions of its built-in targets (decision, §18),
+/// where NetBSD 2016 had linear 1.0.2 and striped 1.0.3 only.
 const OUR_TARGETS: &str = "\t<key>cmd_data</key>
 \t<array>
 \t\t<dict>
@@ -52,6 +52,56 @@ const OUR_TARGETS: &str = "\t<key>cmd_data</key>
 \t\t\t<array>
 \t\t\t\t<integer>1</integer>
 \t\t\t\t<integer>1</integer>
+\t\t\t\t<integer>0</integer>
+\t\t\t</array>
+\t\t</dict>
+\t\t<dict>
+\t\t\t<key>name</key>
+\t\t\t<string>delay</string>
+\t\t\t<key>ver</key>
+\t\t\t<array>
+\t\t\t\t<integer>1</integer>
+\t\t\t\t<integer>3</integer>
+\t\t\t\t<integer>0</integer>
+\t\t\t</array>
+\t\t</dict>
+\t\t<dict>
+\t\t\t<key>name</key>
+\t\t\t<string>flakey</string>
+\t\t\t<key>ver</key>
+\t\t\t<array>
+\t\t\t\t<integer>1</integer>
+\t\t\t\t<integer>5</integer>
+\t\t\t\t<integer>0</integer>
+\t\t\t</array>
+\t\t</dict>
+\t\t<dict>
+\t\t\t<key>name</key>
+\t\t\t<string>snapshot-origin</string>
+\t\t\t<key>ver</key>
+\t\t\t<array>
+\t\t\t\t<integer>1</integer>
+\t\t\t\t<integer>9</integer>
+\t\t\t\t<integer>0</integer>
+\t\t\t</array>
+\t\t</dict>
+\t\t<dict>
+\t\t\t<key>name</key>
+\t\t\t<string>snapshot</string>
+\t\t\t<key>ver</key>
+\t\t\t<array>
+\t\t\t\t<integer>1</integer>
+\t\t\t\t<integer>16</integer>
+\t\t\t\t<integer>0</integer>
+\t\t\t</array>
+\t\t</dict>
+\t\t<dict>
+\t\t\t<key>name</key>
+\t\t\t<string>snapshot-merge</string>
+\t\t\t<key>ver</key>
+\t\t\t<array>
+\t\t\t\t<integer>1</integer>
+\t\t\t\t<integer>5</integer>
 \t\t\t\t<integer>0</integer>
 \t\t\t</array>
 \t\t</dict>

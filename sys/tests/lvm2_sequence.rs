@@ -83,7 +83,8 @@ fn activate_inspect_rename_remove() {
     check(&core, lvm2("version", 0x4, "", EMPTY, 0), reply("version", 0x4, &[], EMPTY));
     let r = send_ok(&core, &lvm2("targets", 0x4, "", EMPTY, 1));
     let text = String::from_utf8(r.bytes).unwrap();
-    for t in ["linear", "striped", "error", "zero"] {
+    for t in ["linear", "striped", "error", "zero", "delay", "flakey", "snapshot-origin", "snapshot", "snapshot-merge"]
+    {
         assert!(text.contains(&format!("<string>{t}</string>")), "{t}");
     }
     check(&core, lvm2("names", 0x4, "", EMPTY, 0), reply("names", 0x4, &[], EMPTY));

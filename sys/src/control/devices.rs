@@ -3,7 +3,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::{edit_flags, flags, keys, read_flags, CmdResult};
+use super::{edit_flags, flags, keys, read_flags, report_event_nr, CmdResult};
 use crate::device::{Device, MAX_NAME_LEN, MAX_UUID_LEN};
 use crate::errno::Errno;
 use crate::platform::Platform;
@@ -94,9 +94,16 @@ pub(super) fn create<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult 
     Ok(())
 }
 
-/// `info` and `mknodes`: the device's open count, minor, uuid, name, target count and flags.
+/// `info` and `mknodes`: the device's open count, minor, uuid, name, target count and flags,
+/// and its event counter in `event_nr` when the request carries that key.
 pub(super) fn info<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
     let found = find(core, dict)?;
+    write_info(dict, &found);
+    Ok(())
+}
+
+/// The keys of an `info` reply (also those of `waitevent`'s).
+pub(super) fn write_info<P: Platform>(dict: &mut Dict, found: &Found<P>) {
     let device = &found.device;
     let (active, inactive) = {
         let slots = device.slots.lock();
@@ -130,7 +137,7 @@ pub(super) fn info<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
         clear |= flags::INACTIVE_PRESENT;
     }
     edit_flags(dict, set, clear);
-    Ok(())
+    report_event_nr(dict, device.event_nr());
 }
 
 /// `names`: `{dev: minor, name}` for every device, in creation order (a renamed device last).
@@ -156,9 +163,10 @@ pub(super) fn names<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
 pub(super) fn suspend<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
     let found = find(core, dict)?;
     let device = &found.device;
+    let noflush = read_flags(dict) & flags::NOFLUSH != 0;
     {
         let _ctl = device.ctl.lock(&core.platform)?;
-        quiesce(core, device)?;
+        quiesce(core, device, noflush)?;
     }
     dict.set_u32(keys::OPEN_COUNT, device.open_count());
     dict.set_u32(keys::MINOR, device.minor);
@@ -166,10 +174,22 @@ pub(super) fn suspend<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult
     Ok(())
 }
 
-/// Stops admitting requests to `device` and waits for those in flight.
-pub(super) fn quiesce<P: Platform>(core: &Core<P>, device: &Device<P>) -> Result<(), Errno> {
+/// Stops admitting requests to `device`, lets every line of the live table release what it
+/// holds ([`crate::target::Target::presuspend`]: delay's held requests), and waits for the
+/// requests in flight.
+pub(super) fn quiesce<P: Platform>(core: &Core<P>, device: &Device<P>, noflush: bool) -> Result<(), Errno> {
     device.set_suspended(true);
+    presuspend(device, noflush);
     core.platform.wait(&mut || device.drained(), false)
+}
+
+/// Calls `presuspend` on every line of the live table.
+fn presuspend<P: Platform>(device: &Device<P>, noflush: bool) {
+    if let Some(table) = device.active() {
+        for entry in table.entries() {
+            entry.target.presuspend(noflush);
+        }
+    }
 }
 
 /// `resume`: makes a loaded table live (after draining the old one) and releases the requests
@@ -178,10 +198,10 @@ pub(super) fn quiesce<P: Platform>(core: &Core<P>, device: &Device<P>) -> Result
 pub(super) fn resume<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
     let found = find(core, dict)?;
     let device = &found.device;
-    let retired = {
+    let (retired, refused) = {
         let _ctl = device.ctl.lock(&core.platform)?;
         let retired = if device.slots.lock().inactive.is_some() {
-            quiesce(core, device)?;
+            quiesce(core, device, read_flags(dict) & flags::NOFLUSH != 0)?;
             let mut slots = device.slots.lock();
             let incoming = slots.inactive.take();
             slots.active_index ^= 1;
@@ -189,11 +209,26 @@ pub(super) fn resume<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult 
         } else {
             None
         };
-        device.set_suspended(false);
-        retired
+        // Linux's preresume: a line may keep the device suspended (a snapshot whose exceptions
+        // another, still live, device holds).
+        let refused = device.active().and_then(|t| t.entries().iter().find_map(|e| e.target.preresume().err()));
+        if refused.is_none() {
+            // The live table's lines undo their presuspend before requests flow again.
+            if let Some(table) = device.active() {
+                for entry in table.entries() {
+                    entry.target.resume();
+                }
+            }
+            device.set_suspended(false);
+        }
+        (retired, refused)
     };
     if let Some(size) = device.active().map(|t| t.size()) {
         core.platform.device_resized(device.minor, size);
+    }
+    if let Some(errno) = refused {
+        drop(retired);
+        return Err(errno.into());
     }
     core.platform.release_deferred(device.minor);
     drop(retired);
@@ -224,12 +259,29 @@ pub(super) fn rename<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult 
 /// flight, unregisters the device and destroys both tables. The reply adds nothing.
 pub(super) fn remove<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
     let found = find(core, dict)?;
-    let device = &found.device;
+    remove_device(core, &found.device)?;
+    Ok(())
+}
+
+/// Removes one device, all or nothing: `EBUSY` (and nothing done) while it is open; when the
+/// wait for its requests in flight fails, it stays registered and usable. Used by `remove` and
+/// `remove_all`.
+pub(super) fn remove_device<P: Platform>(core: &Core<P>, device: &Device<P>) -> Result<(), Errno> {
     let removed = {
         let _serial = core.registry_ctl.lock(&core.platform)?;
         let _ctl = device.ctl.lock(&core.platform)?;
         device.start_removal()?;
-        core.platform.wait(&mut || device.drained(), false)?;
+        // As Linux's destroy does for a live device: its lines release what they hold.
+        presuspend(device, false);
+        if let Err(errno) = core.platform.wait(&mut || device.drained(), false) {
+            if let Some(table) = device.active() {
+                for entry in table.entries() {
+                    entry.target.resume();
+                }
+            }
+            device.cancel_removal();
+            return Err(errno);
+        }
         core.devices.write().remove(device.minor)
     };
     // Requests that waited for a resume now find no device and fail.
@@ -241,5 +293,7 @@ pub(super) fn remove<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult 
     };
     drop(tables);
     drop(removed);
+    // `waitevent` callers of the device learn that it is gone.
+    core.platform.wake();
     Ok(())
 }

@@ -7,9 +7,55 @@
 //! unparsable text) fail the ioctl.
 //!
 //! Read top to bottom: [`Core::control`] here, then `devices.rs` (create, info, names, suspend,
-//! resume, rename, remove) and `tables.rs` (reload, clear, deps, status, table).
+//! resume, rename, remove), `tables.rs` (reload, clear, deps, status, table) and
+//! `extensions.rs` (message, waitevent, remove_all).
+//!
+//! # Commands NetBSD's driver lacks (reference §11)
+//!
+//! Three commands of Linux's device-mapper that NetBSD's driver answers as unknown. Their
+//! requests are dictionaries of the same shape as the others (`command`, `version`, `flags`,
+//! `event_nr`, `cmd_data` and the lookup keys of §9, which find the device the usual way: not
+//! found → EXISTS cleared and `ENOENT`); the version check (§7) is the usual one, so lvm2's
+//! `[4,2,0]` for `message` passes. On NetBSD's driver each falls into "unknown command" (§8):
+//! the reply is the request with its version rewritten, so a client that needs one of them can
+//! tell by the command's result (over dmhost's socket) or by the missing reply keys.
+//!
+//! ## `message` (privileged)
+//! In: lookup keys; **`sector`** (uint64, top level; absent = 0) and **`message`** (string, top
+//! level), DragonFly BSD's `DM_MESSAGE_SECTOR` and `DM_MESSAGE_STR`; `cmd_data` (sent empty,
+//! ignored). Steps: lookup; split `message` into arguments as table `params` are split; refuse
+//! an empty message and any message starting with `@` (Linux's core messages) with `EINVAL`;
+//! find the line of the **live** table whose range contains `sector` (`EINVAL` without a live
+//! table or past its end); hand the arguments to that line's target. Out: when the target
+//! answers, `cmd_data` = `[answer]` (one string, Linux's result buffer); otherwise the request's
+//! `cmd_data` echoed. Failures: the target's errno (`EINVAL`, with the detail "Target type does
+//! not support messages", for a target that takes none: linear, striped, zero, error, delay,
+//! flakey, as in Linux).
+//!
+//! ## `waitevent` (everybody, like `info`)
+//! In: lookup keys, **`event_nr`** (uint32, the last event number the caller saw; absent = 0).
+//! Steps: lookup; wait, holding no lock of the core, until the device's event counter differs
+//! from `event_nr` (at once if it already does). Out: the keys of `info` (§10.4) and
+//! **`event_nr`** (uint32) = the counter now. Failures: `EINTR` when the wait is interrupted
+//! (a signal; dmhost: shutdown), `ENXIO` with EXISTS cleared when the device is removed
+//! meanwhile.
+//!
+//! The counter (Linux's `event_nr`) starts at 0 and goes up by one for each event a target of
+//! the live table reports ([`crate::event`]: striped on its first errors, as Linux); table
+//! swaps do not count, as in Linux. `info` and `status` replies carry it in `event_nr` when the
+//! request carried that key (lvm2 and libdevmapper always send it) and it differs from the
+//! request's value, so that NetBSD's replies stay byte for byte the same until an event happens.
+//!
+//! ## `remove_all` (privileged)
+//! In: no key beyond the standard ones (lvm2 sends `flags` 0x4, `event_nr` 0, an empty
+//! `cmd_data`). Steps: remove every device that is not open, each as `remove` does (§10.13: all
+//! or nothing), repeating while a pass removes something (removing a device closes the devices
+//! its table stacked on); open devices stay, as Linux's `DM_REMOVE_ALL` keeps them. Out: nothing
+//! added; the command succeeds even when devices stay (logged: "remove_all left N open
+//! device(s)", Linux's warning).
 
 mod devices;
+mod extensions;
 mod tables;
 
 use alloc::string::String;
@@ -62,6 +108,10 @@ pub mod keys {
     pub const LENGTH: &str = "length";
     pub const STATUS: &str = "status";
     pub const PARAMS: &str = "params";
+    /// `message`: the sector that selects the table line (DragonFly's `DM_MESSAGE_SECTOR`).
+    pub const SECTOR: &str = "sector";
+    /// `message`: the message text (DragonFly's `DM_MESSAGE_STR`).
+    pub const MESSAGE: &str = "message";
 }
 
 /// Who sends a request.
@@ -152,6 +202,10 @@ fn command<P: Platform>(name: &str) -> Option<(Handler<P>, bool)> {
         "deps" => (tables::deps, true),
         "reload" => (tables::reload, false),
         "status" | "table" => (tables::status, true),
+        // Extensions (reference §11): NetBSD's driver answers these as unknown commands.
+        "message" => (extensions::message, false),
+        "waitevent" => (extensions::waitevent, true),
+        "remove_all" => (extensions::remove_all, false),
         _ => return None,
     };
     Some(entry)
@@ -198,6 +252,17 @@ fn list_targets<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult {
 /// The request's `flags`, 0 when absent or unreadable (NetBSD's pre-set local).
 fn read_flags(dict: &Dict) -> u32 {
     dict.get_u32(keys::FLAGS).unwrap_or(0)
+}
+
+/// Writes the device's event counter into `event_nr` when the request carried that key and the
+/// value differs. Clients that send `event_nr` (lvm2, libdevmapper) learn the counter from
+/// `info` and `status`; a reply stays byte for byte what NetBSD's driver returns (the request's
+/// key echoed) as long as the device has had no event, and requests without the key (NetBSD's
+/// libdm and dmctl) never get it.
+fn report_event_nr(dict: &mut Dict, event_nr: u32) {
+    if dict.contains(keys::EVENT_NR) && dict.get_u32(keys::EVENT_NR) != Some(event_nr) {
+        dict.set_u32(keys::EVENT_NR, event_nr);
+    }
 }
 
 /// Sets and clears bits of the request's flags and writes them back as unsigned.

@@ -5,7 +5,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::devices::find;
-use super::{edit_flags, flags, keys, read_flags, CmdResult, Failure};
+use super::{edit_flags, flags, keys, read_flags, report_event_nr, CmdResult, Failure};
 use crate::errno::Errno;
 use crate::platform::{LogLevel, Platform};
 use crate::plist::{Dict, Number, Value};
@@ -135,5 +135,6 @@ pub(super) fn status<P: Platform>(core: &Core<P>, dict: &mut Dict) -> CmdResult 
     edit_flags(dict, set, clear);
     dict.set_u32(keys::MINOR, device.minor);
     dict.insert(keys::CMD_DATA, Value::Array(list));
+    report_event_nr(dict, device.event_nr());
     Ok(())
 }

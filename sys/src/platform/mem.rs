@@ -162,6 +162,7 @@ struct Timed {
 }
 
 type WaitHook = Box<dyn FnMut(&MemPlatform) -> bool + Send>;
+type AutoloadHook = Box<dyn FnMut(&Core<MemPlatform>, &str) -> bool + Send>;
 
 #[derive(Default)]
 struct State {
@@ -189,6 +190,9 @@ struct Inner {
     state: spin::Mutex<State>,
     core: spin::Once<Weak<Core<MemPlatform>>>,
     wait_hook: spin::Mutex<Option<WaitHook>>,
+    autoload_hook: spin::Mutex<Option<AutoloadHook>>,
+    /// Target types the core asked to autoload, in order.
+    autoloads: spin::Mutex<Vec<String>>,
 }
 
 /// The in-memory platform. Clones share one state.
@@ -202,6 +206,8 @@ impl MemPlatform {
             state: spin::Mutex::new(State::default()),
             core: spin::Once::new(),
             wait_hook: spin::Mutex::new(None),
+            autoload_hook: spin::Mutex::new(None),
+            autoloads: spin::Mutex::new(Vec::new()),
         }));
         let core = Arc::new(Core::new(platform.clone()));
         platform.0.core.call_once(|| Arc::downgrade(&core));
@@ -486,6 +492,17 @@ impl MemPlatform {
         *self.0.wait_hook.lock() = hook;
     }
 
+    /// What [`Platform::autoload_target`] does: the hook gets the core and the type's name
+    /// (it may register target types) and says whether it loaded something.
+    pub fn set_autoload_hook(&self, hook: Option<AutoloadHook>) {
+        *self.0.autoload_hook.lock() = hook;
+    }
+
+    /// The target types the core asked to autoload, in order.
+    pub fn autoload_requests(&self) -> Vec<String> {
+        self.0.autoloads.lock().clone()
+    }
+
     /// Makes interruptible waits fail with `EINTR`, as a signal would.
     pub fn interrupt_waits(&self, on: bool) {
         self.state().interrupt_waits = on;
@@ -719,6 +736,20 @@ impl Platform for MemPlatform {
 
     fn device_resized(&self, minor: u32, sectors: u64) {
         self.state().sizes.insert(minor, sectors);
+    }
+
+    fn autoload_target(&self, name: &str) -> bool {
+        self.0.autoloads.lock().push(name.to_string());
+        let Some(core) = self.core() else {
+            return false;
+        };
+        let hook = self.0.autoload_hook.lock().take();
+        let Some(mut hook) = hook else {
+            return false;
+        };
+        let loaded = hook(&core, name);
+        *self.0.autoload_hook.lock() = Some(hook);
+        loaded
     }
 
     /// RAM disks with NetBSD's dm block major stand for mapped devices of this core.

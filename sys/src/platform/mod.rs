@@ -248,4 +248,13 @@ pub trait Platform: Clone + Send + Sync + Sized + 'static {
     fn encode_dev(&self, dev: DevT) -> u64 {
         dev.netbsd()
     }
+
+    /// A table names a target type nobody registered: the host may load a target module that
+    /// provides it (NetBSD: `module_autoload("dm_target_<name>", MODULE_CLASS_MISC)`; dmhost:
+    /// `dm_target_<name>.so` from its module directory), which registers its types with the
+    /// core. Returns whether it loaded something; the core then looks the type up once more.
+    /// Called while a table is being loaded, with no lock of the core's held.
+    fn autoload_target(&self, _name: &str) -> bool {
+        false
+    }
 }

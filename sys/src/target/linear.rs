@@ -4,11 +4,14 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use core::fmt::Write;
 
-use super::{args, BuildContext, StatusKind, Target, TargetError, TargetType};
+use super::{args, ima_name_version, BuildContext, StatusKind, Target, TargetError, TargetType};
 use crate::io::{Mapper, Segment};
 use crate::platform::{DevT, LowerDisk, Op, Platform};
 
 pub struct LinearType;
+
+/// Linux 6.1's linear version.
+const VERSION: [u32; 3] = [1, 4, 0];
 
 impl<P: Platform> TargetType<P> for LinearType {
     fn name(&self) -> &str {
@@ -16,7 +19,7 @@ impl<P: Platform> TargetType<P> for LinearType {
     }
 
     fn version(&self) -> [u32; 3] {
-        [1, 4, 0]
+        VERSION
     }
 
     fn construct(&self, ctx: &BuildContext<'_, P>, argv: &[String]) -> Result<Box<dyn Target<P>>, TargetError> {
@@ -41,8 +44,15 @@ impl<P: Platform> Target<P> for Linear<P> {
     }
 
     fn status(&self, kind: StatusKind, out: &mut String) {
-        if kind == StatusKind::Table {
-            let _ = write!(out, "{} {}", self.disk.dev(), self.offset);
+        match kind {
+            StatusKind::Info => {}
+            StatusKind::Table => {
+                let _ = write!(out, "{} {}", self.disk.dev(), self.offset);
+            }
+            StatusKind::Ima => {
+                ima_name_version(out, "linear", VERSION);
+                let _ = write!(out, ",device_name={},start={};", self.disk.dev(), self.offset);
+            }
         }
     }
 

@@ -5,14 +5,18 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
+use core::num::NonZeroU64;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use super::{args, BuildContext, StatusKind, Target, TargetError, TargetType};
+use super::{args, ima_name_version, BuildContext, EventSink, StatusKind, Target, TargetError, TargetType};
 use crate::errno::Errno;
 use crate::io::{Mapper, Segment};
 use crate::platform::{DevT, LowerDisk, Op, Platform};
 
 pub struct StripedType;
+
+/// Linux 6.1's striped version.
+const VERSION: [u32; 3] = [1, 6, 0];
 
 impl<P: Platform> TargetType<P> for StripedType {
     fn name(&self) -> &str {
@@ -20,26 +24,28 @@ impl<P: Platform> TargetType<P> for StripedType {
     }
 
     fn version(&self) -> [u32; 3] {
-        [1, 6, 0]
+        VERSION
     }
 
     fn construct(&self, ctx: &BuildContext<'_, P>, argv: &[String]) -> Result<Box<dyn Target<P>>, TargetError> {
         let [count, chunk, pairs @ ..] = argv else {
             return Err(TargetError::invalid("Not enough arguments"));
         };
-        let count =
-            args::parse_u32(count).filter(|&n| n > 0).ok_or_else(|| TargetError::invalid("Invalid stripe count"))?;
-        let chunk =
-            args::parse_u32(chunk).filter(|&c| c > 0).ok_or_else(|| TargetError::invalid("Invalid chunk_size"))?;
-        let (count, chunk) = (u64::from(count), u64::from(chunk));
-        if !ctx.len.is_multiple_of(count) {
+        // Non-zero by type: the mapping divides by both on every request.
+        let count = args::parse_u32(count)
+            .and_then(|n| NonZeroU64::new(n.into()))
+            .ok_or_else(|| TargetError::invalid("Invalid stripe count"))?;
+        let chunk = args::parse_u32(chunk)
+            .and_then(|c| NonZeroU64::new(c.into()))
+            .ok_or_else(|| TargetError::invalid("Invalid chunk_size"))?;
+        if !ctx.len.is_multiple_of(count.get()) {
             return Err(TargetError::invalid("Target length not divisible by number of stripes"));
         }
         let width = ctx.len / count;
-        if !width.is_multiple_of(chunk) {
+        if !width.is_multiple_of(chunk.get()) {
             return Err(TargetError::invalid("Target length not divisible by chunk size"));
         }
-        if pairs.len() as u64 != 2 * count {
+        if pairs.len() as u64 != 2 * count.get() {
             return Err(TargetError::invalid("Not enough destinations specified"));
         }
         let mut stripes = Vec::with_capacity(pairs.len() / 2);
@@ -53,7 +59,7 @@ impl<P: Platform> TargetType<P> for StripedType {
             let disk = ctx.open_area(dev, offset, width).map_err(stripe_error)?;
             stripes.push(Stripe { disk, offset, errors: AtomicU32::new(0) });
         }
-        Ok(Box::new(Striped { stripes, count, chunk }))
+        Ok(Box::new(Striped { stripes, count, chunk, events: ctx.events.clone() }))
     }
 }
 
@@ -64,18 +70,34 @@ struct Stripe<P: Platform> {
     errors: AtomicU32,
 }
 
+impl<P: Platform> Stripe<P> {
+    /// `A` (alive) or `D` (dead: an error was seen), as INFO and IMA show it.
+    fn health(&self) -> char {
+        if self.errors.load(Ordering::Relaxed) > 0 {
+            'D'
+        } else {
+            'A'
+        }
+    }
+}
+
 struct Striped<P: Platform> {
     stripes: Vec<Stripe<P>>,
-    count: u64,
-    chunk: u64,
+    count: NonZeroU64,
+    chunk: NonZeroU64,
+    /// The device's events: a failing stripe reports some (see [`Target::end_io`] below).
+    events: EventSink,
 }
+
+/// Errors on a stripe after which it stops reporting events (Linux's `DM_IO_ERROR_THRESHOLD`).
+const ERROR_EVENT_THRESHOLD: u32 = 15;
 
 impl<P: Platform> Striped<P> {
     /// The stripe of line sector `offset`, and the sector on that stripe (before its offset).
     fn locate(&self, offset: u64) -> (usize, u64) {
         let chunk = offset / self.chunk;
         let within = offset % self.chunk;
-        ((chunk % self.count) as usize, (chunk / self.count) * self.chunk + within)
+        ((chunk % self.count) as usize, (chunk / self.count) * self.chunk.get() + within)
     }
 
     /// The first sector on stripe `stripe` (before its offset) whose line sector is at or after
@@ -86,7 +108,7 @@ impl<P: Platform> Striped<P> {
         match at.cmp(&stripe) {
             core::cmp::Ordering::Equal => sector,
             core::cmp::Ordering::Less => row_start,
-            core::cmp::Ordering::Greater => row_start + self.chunk,
+            core::cmp::Ordering::Greater => row_start + self.chunk.get(),
         }
     }
 }
@@ -124,16 +146,30 @@ impl<P: Platform> Target<P> for Striped<P> {
 
     fn piece_len(&self, offset: u64, op: Op) -> u64 {
         match op {
-            Op::Read | Op::Write => self.chunk - offset % self.chunk,
+            Op::Read | Op::Write => self.chunk.get() - offset % self.chunk,
             Op::Flush | Op::Discard | Op::WriteZeroes => u64::MAX,
         }
     }
 
+    /// Linux's `stripe_end_io`: an error other than "not supported" counts against every
+    /// stripe on the failed child's device (INFO then shows `D` for them), and while a stripe
+    /// has seen fewer than 15 errors it reports an event. Linux reports it through a work item,
+    /// so that errors arriving together may make one event; here one failed child makes at most
+    /// one event, however many stripes share its device.
     fn end_io(&self, aux: u32, result: Result<(), Errno>) {
-        if matches!(result, Err(e) if e != Errno::EOPNOTSUPP) {
-            if let Some(s) = self.stripes.get(aux as usize) {
-                s.errors.fetch_add(1, Ordering::Relaxed);
-            }
+        if !matches!(result, Err(e) if e != Errno::EOPNOTSUPP) {
+            return;
+        }
+        let Some(failed) = self.stripes.get(aux as usize).map(|s| s.disk.dev()) else {
+            return;
+        };
+        let mut event = false;
+        for s in self.stripes.iter().filter(|s| s.disk.dev() == failed) {
+            let errors = s.errors.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+            event |= errors < ERROR_EVENT_THRESHOLD;
+        }
+        if event {
+            self.events.trigger();
         }
     }
 
@@ -146,7 +182,7 @@ impl<P: Platform> Target<P> for Striped<P> {
                 }
                 out.push_str(" 1 ");
                 for s in &self.stripes {
-                    out.push(if s.errors.load(Ordering::Relaxed) > 0 { 'D' } else { 'A' });
+                    out.push(s.health());
                 }
             }
             StatusKind::Table => {
@@ -154,6 +190,16 @@ impl<P: Platform> Target<P> for Striped<P> {
                 for s in &self.stripes {
                     let _ = write!(out, " {} {}", s.disk.dev(), s.offset);
                 }
+            }
+            StatusKind::Ima => {
+                ima_name_version(out, "striped", VERSION);
+                let _ = write!(out, ",stripes={},chunk_size={}", self.count, self.chunk);
+                for (i, s) in self.stripes.iter().enumerate() {
+                    let _ = write!(out, ",stripe_{i}_device_name={}", s.disk.dev());
+                    let _ = write!(out, ",stripe_{i}_physical_start={}", s.offset);
+                    let _ = write!(out, ",stripe_{i}_status={}", s.health());
+                }
+                out.push(';');
             }
         }
     }
