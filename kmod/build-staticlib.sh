@@ -5,6 +5,8 @@
 #     <target>: x86_64-unknown-none (NetBSD amd64) or aarch64-unknown-none-softfloat (NetBSD
 #               evbarm aarch64)
 #     prints the path of the library; copies it into <output dir> when given.
+#   DMKMOD_PACKAGE=<cargo package> builds another kernel library the same way (default dmkmod;
+#   dm-target-flakey: the flakey target module's, libdm_target_flakey.a).
 #
 # Used by Makefile.bsd and by kmod/check (CI): the kernel flags live here and nowhere else, so
 # that host builds of the workspace stay ordinary.
@@ -42,6 +44,9 @@ aarch64-unknown-none-softfloat)
 	echo "build-staticlib.sh: unsupported target $target" >&2; exit 2 ;;
 esac
 
+pkg=${DMKMOD_PACKAGE:-dmkmod}
+libname=lib$(echo "$pkg" | tr '-' '_').a
+
 : "${CARGO:=cargo}"
 : "${CARGO_TARGET_DIR:=$root/target}"
 export CARGO_TARGET_DIR
@@ -52,13 +57,13 @@ export CARGO_PROFILE_KERNEL_CODEGEN_UNITS=1
 export CARGO_TARGET_$(echo "$target" | tr 'a-z.-' 'A-Z__')_RUSTFLAGS="$flags"
 
 cd "$root"
-"$CARGO" build --quiet -p dmkmod --target "$target" --profile kernel \
+"$CARGO" build --quiet -p "$pkg" --target "$target" --profile kernel \
 	-Z build-std=core,alloc >&2
 
-built="$CARGO_TARGET_DIR/$target/kernel/libdmkmod.a"
+built="$CARGO_TARGET_DIR/$target/kernel/$libname"
 # The fixed library goes next to cargo's (or into <output dir>); cargo's own stays as rustc made it.
-lib="$CARGO_TARGET_DIR/$target/kernel/kmod/libdmkmod.a"
-[ -n "$outdir" ] && lib="$outdir/libdmkmod.a"
+lib="$CARGO_TARGET_DIR/$target/kernel/kmod/$libname"
+[ -n "$outdir" ] && lib="$outdir/$libname"
 mkdir -p "$(dirname "$lib")"
 cp "$built" "$lib"
 if [ "$target" = x86_64-unknown-none ]; then

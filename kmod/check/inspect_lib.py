@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Checks a kernel build of libdmkmod.a (or the linked module object) and prints its figures.
 
-    inspect_lib.py <x86_64|aarch64> <file> <dmcore.h> [--module]
+    inspect_lib.py <x86_64|aarch64> <file> <dmcore.h> [--module | --target-module <dm.kmod.o>]
 
 - undefined symbols: only the glue's dmglue_* functions (as dmcore.h declares them) and
-  memcpy, memmove, memset, memcmp (with --module: the NetBSD kernel interfaces, listed);
+  memcpy, memmove, memset, memcmp (with --module: the NetBSD kernel interfaces, listed; with
+  --target-module, for a target module's object: the dmcore_*/dmglue_* ones must be defined
+  by the dm module it requires, and no global symbol it defines may be one dm.kmod defines,
+  which NetBSD's loader would refuse as redefined);
 - relocation types, outside debug sections: only those NetBSD's module loader applies
   (kmod/RELOCATIONS.md: amd64 kobj_machdep.c 1.6, aarch64 kobj_machdep.c 1.5);
 - no floating-point or SIMD instruction (disassembly scan);
@@ -60,6 +63,16 @@ def run(*cmd):
 def header_glue_functions(header):
     text = open(header).read()
     return set(re.findall(r"\b(dmglue_\w+)\s*\(", text))
+
+
+def defined_globals(path):
+    """Defined global (and weak) symbols."""
+    names = set()
+    for line in run("readelf", "-sW", path).splitlines():
+        parts = line.split()
+        if len(parts) >= 8 and parts[6] != "UND" and parts[4] in ("GLOBAL", "WEAK"):
+            names.add(parts[7])
+    return names
 
 
 def undefined(path):
@@ -153,12 +166,30 @@ def is_branch(arch, mnemonic):
 def main():
     arch, path, header = sys.argv[1], sys.argv[2], sys.argv[3]
     module = "--module" in sys.argv[4:]
+    target_module = sys.argv[5] if len(sys.argv) > 5 and sys.argv[4] == "--target-module" else None
     ok = True
-    label = f"[{arch}{' module' if module else ''}]"
+    label = f"[{arch}{' module' if module else ''}{' target module' if target_module else ''}]"
 
     und = undefined(path)
     glue = header_glue_functions(header)
-    if module:
+    if target_module:
+        dm = defined_globals(target_module)
+        ours = defined_globals(path)
+        boundary = sorted(n for n in und if n.startswith("dmglue_") or n.startswith("dmcore_"))
+        kernel = sorted(und - set(boundary))
+        print(f"{label} undefined symbols: {len(und)}: from dm.kmod: {' '.join(boundary)}; "
+              f"from the kernel: {' '.join(kernel)}")
+        missing = [n for n in boundary if n not in dm]
+        if missing:
+            print(f"{label} FAIL: not defined by dm.kmod: {' '.join(missing)}")
+            ok = False
+        clash = sorted(ours & dm)
+        print(f"{label} global symbols defined: {len(ours)} ({' '.join(sorted(ours))}); "
+              f"also defined by dm.kmod: {len(clash)}")
+        if clash:
+            print(f"{label} FAIL: NetBSD's loader refuses these as redefined: {' '.join(clash[:10])}")
+            ok = False
+    elif module:
         dmglue_left = sorted(n for n in und if n.startswith("dmglue_") or n.startswith("dmcore_"))
         kernel = sorted(und - MEMORY)
         print(f"{label} undefined symbols: {len(und)} (the NetBSD kernel interfaces the module uses)")

@@ -135,6 +135,7 @@ h_now_ns(void)
 }
 
 void h_vprint(const char *fmt, va_list ap) { vprintf(fmt, ap); fflush(stdout); }
+int h_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap) { return vsnprintf(buf, size, fmt, ap); }
 
 void
 h_print(const char *fmt, ...)

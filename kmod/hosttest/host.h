@@ -32,6 +32,7 @@ void	h_thread_join(void *);
 
 uint64_t h_now_ns(void);
 void	h_vprint(const char *, va_list);
+int	h_vsnprintf(char *, size_t, const char *, va_list);
 void	h_print(const char *, ...) __attribute__((__format__(__printf__, 1, 2)));
 void	h_abort(void) __attribute__((__noreturn__));
 void	h_exit(int) __attribute__((__noreturn__));

@@ -119,6 +119,8 @@ typedef struct kauth_cred *kauth_cred_t;
 #define	printf	sh_printf		/* the kernel's printf returns nothing */
 void	sh_printf(const char *, ...) __printflike(1, 2);
 #define	strlcpy	sh_strlcpy
+#define	snprintf	sh_snprintf
+int	snprintf(char *, size_t, const char *, ...) __printflike(3, 4);
 void	panic(const char *, ...) __dead __printflike(1, 2);
 void	aprint_error(const char *, ...) __printflike(1, 2);
 int	copyin(const void *, void *, size_t);
@@ -487,5 +489,6 @@ struct sh_module {
 #define	MODULE(class, name, required)					\
 	static int name##_modcmd(modcmd_t, void *);			\
 	const struct sh_module name##_sh_module = { #name, class, required, name##_modcmd }
+int	module_autoload(const char *, modclass_t);
 
 #endif /* NETBSD_KERNEL_H */

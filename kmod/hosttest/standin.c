@@ -29,6 +29,18 @@ sh_printf(const char *fmt, ...)
 
 int sh_verbose;
 
+int
+snprintf(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = h_vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
 void
 panic(const char *fmt, ...)
 {
@@ -959,6 +971,18 @@ int sh_nopoll(dev_t dev, int events, struct lwp *l) { return 0; }
 paddr_t nommap(dev_t dev, off_t off, int prot) { return (paddr_t)-1; }
 int sh_nokqfilter(dev_t dev, struct knote *kn) { return 0; }
 int sh_nodiscard(dev_t dev, off_t pos, off_t len) { return ENODEV; }
+
+/* ------------------------------------------------------------------ module(9) */
+
+int (*sh_autoload)(const char *, modclass_t);
+
+int
+module_autoload(const char *name, modclass_t class)
+{
+	if (sh_autoload == NULL)
+		return ENOENT;
+	return sh_autoload(name, class);
+}
 
 /* ------------------------------------------------------------------ set-up */
 

@@ -39,4 +39,7 @@ int64_t	sh_disk_flushes(struct sh_disk *);
 int	sh_disk_numoutput(struct sh_disk *);
 struct disk *sh_find_disk(const char *);
 
+/* module_autoload(9): the test decides what loading a module does (0: it was loaded). */
+extern int (*sh_autoload)(const char *, modclass_t);
+
 #endif

@@ -12,6 +12,8 @@
 
 #include "standin.h"
 #include "host.h"
+#include "dmcore.h"
+#include "dmtarget.h"
 
 extern const struct sh_module dm_sh_module;
 
@@ -547,6 +549,249 @@ delayed_io(void)
 	CHECK(sh_find_disk("dl") == NULL);
 }
 
+/*
+ * A target module written in C against kmod/include/dmtarget.h, loaded the way NetBSD's dm loads
+ * dm_target_<type>: a table names "ctest", the core asks the glue to autoload it, module_autoload
+ * (the test's) "loads" the module, whose init registers its ops with dmcore_target_register.
+ * `ctest <dev> <offset>` maps like linear; the message "ping" is answered "pong" and counts an
+ * event.
+ */
+struct ctest {
+	const struct dmtarget_host	*host;
+	struct dmtarget_core		*core;
+	struct dmtarget_disk		*disk;
+	struct dmtarget_events		*events;
+	uint64_t			offset;
+	uint32_t			major, minor;
+	int				messages;
+};
+
+static void
+ctest_text(const struct dmtarget_host *h, struct dmtarget_text *t, const char *s)
+{
+	h->dh_text_append(t, s, strlen(s));
+}
+
+static int
+ctest_ctr(const struct dmtarget_ctx *ctx, uint32_t argc, const char *const *argv,
+    const size_t *argl, void **target, struct dmtarget_text *error)
+{
+	const struct dmtarget_host *h = ctx->dc_host;
+	struct ctest *c;
+	uint64_t sectors, offset = 0;
+	int e;
+
+	if (argc != 2) {
+		ctest_text(h, error, "ctest: two arguments");
+		h->dh_events_release(ctx->dc_events);
+		return EINVAL;
+	}
+	for (const char *p = argv[1]; *p != '\0'; p++)
+		offset = offset * 10 + (uint64_t)(*p - '0');
+	c = kmem_zalloc(sizeof(*c), KM_SLEEP);
+	e = h->dh_disk_open(ctx->dc_core, argv[0], argl[0], &c->disk, &sectors, &c->major,
+	    &c->minor);
+	if (e != 0 || offset + ctx->dc_len > sectors) {
+		if (e == 0)
+			h->dh_disk_close(c->disk);
+		ctest_text(h, error, e != 0 ? "Device lookup failed" : "Device too small for target");
+		h->dh_events_release(ctx->dc_events);
+		kmem_free(c, sizeof(*c));
+		return e != 0 ? e : EINVAL;
+	}
+	h->dh_core_hold(ctx->dc_core);
+	c->host = h;
+	c->core = ctx->dc_core;
+	c->events = ctx->dc_events;
+	c->offset = offset;
+	*target = c;
+	return 0;
+}
+
+static void
+ctest_dtr(void *target)
+{
+	struct ctest *c = target;
+	const struct dmtarget_host *h = c->host;
+	struct dmtarget_core *core = c->core;
+
+	h->dh_disk_close(c->disk);
+	h->dh_events_release(c->events);
+	kmem_free(c, sizeof(*c));
+	h->dh_core_release(core);
+}
+
+static void
+ctest_map(void *target, const struct dmtarget_segment *seg, struct dmtarget_piece *piece)
+{
+	struct ctest *c = target;
+
+	if (seg->ds_op == DMTARGET_OP_FLUSH)
+		c->host->dh_piece_issue(piece, c->disk, 0, 0, 0, DMTARGET_OP_FLUSH, 0);
+	else
+		c->host->dh_piece_issue(piece, c->disk, c->offset + seg->ds_offset, seg->ds_sectors,
+		    seg->ds_buf_offset, seg->ds_op, 0);
+}
+
+static void
+ctest_status(void *target, int kind, struct dmtarget_text *text)
+{
+	struct ctest *c = target;
+	char line[64];
+
+	if (kind == DMTARGET_STATUS_TABLE)
+		snprintf(line, sizeof(line), "%u:%u %llu", c->major, c->minor,
+		    (unsigned long long)c->offset);
+	else if (kind == DMTARGET_STATUS_INFO)
+		snprintf(line, sizeof(line), "messages=%d", c->messages);
+	else
+		line[0] = '\0';
+	ctest_text(c->host, text, line);
+}
+
+static int
+ctest_message(void *target, uint32_t argc, const char *const *argv, const size_t *argl,
+    struct dmtarget_text *text, int *answered)
+{
+	struct ctest *c = target;
+
+	c->messages++;
+	if (argc == 1 && strcmp(argv[0], "ping") == 0) {
+		ctest_text(c->host, text, "pong");
+		*answered = 1;
+		c->host->dh_event(c->events);
+		return 0;
+	}
+	ctest_text(c->host, text, "ctest: unknown message");
+	return EINVAL;
+}
+
+static void
+ctest_devices(void *target, struct dmtarget_devices *devices)
+{
+	struct ctest *c = target;
+
+	c->host->dh_devices_add(devices, c->major, c->minor);
+}
+
+static const struct dmtarget_ops ctest_ops = {
+	.dto_abi_version = DMTARGET_ABI_VERSION,
+	.dto_size = sizeof(struct dmtarget_ops),
+	.dto_name = "ctest",
+	.dto_version = { 1, 0, 2 },
+	.dto_ctr = ctest_ctr,
+	.dto_dtr = ctest_dtr,
+	.dto_map = ctest_map,
+	.dto_status = ctest_status,
+	.dto_message = ctest_message,
+	.dto_devices = ctest_devices,
+};
+
+static char autoloaded[64];
+static int autoloads;
+
+static int
+ctest_autoload(const char *name, modclass_t class)
+{
+	autoloads++;
+	strlcpy(autoloaded, name, sizeof(autoloaded));
+	if (class != MODULE_CLASS_MISC || strcmp(name, "dm_target_ctest") != 0)
+		return ENOENT;
+	return dmcore_target_register(&ctest_ops);
+}
+
+/* The minor a `create` reply carries. */
+static uint32_t
+reply_minor(const char *reply)
+{
+	const char *p = find(reply, "<key>minor</key>\n\t<integer>0x");
+	uint32_t minor = 0;
+
+	if (!CHECK(p != NULL))
+		return 0;
+	for (p += strlen("<key>minor</key>\n\t<integer>0x"); *p != '<'; p++)
+		minor = minor * 16 + (uint32_t)(*p >= 'a' ? *p - 'a' + 10 : *p - '0');
+	return minor;
+}
+
+static const char plist_head[] =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\">\n<dict>\n";
+static const char plist_tail[] =
+    "\t<key>version</key>\n\t<array>\n\t\t<integer>4</integer>\n\t\t<integer>2</integer>\n"
+    "\t\t<integer>0</integer>\n\t</array>\n</dict>\n</plist>\n";
+
+static void
+target_module(void)
+{
+	uint8_t data[8192], back[8192];
+	char *req, *reply, text[1024];
+	uint32_t minor;
+
+	sh_autoload = ctest_autoload;
+	/* An unknown type: the glue is asked for dm_target_nosuch, nothing loads, the load fails. */
+	req = renamed("004-create", "dmt0", "ct");
+	minor = reply_minor(reply = control(req));
+	h_free(reply);
+	h_free(req);
+	req = replace(renamed("007-reload-linear", "dmt0", "ct"), "<string>linear</string>",
+	    "<string>nosuch</string>", false);
+	reply = control(req);
+	CHECK(find(reply, "<integer>0x40</integer>") == NULL);	/* no inactive table */
+	CHECK(strcmp(autoloaded, "dm_target_nosuch") == 0 && autoloads == 1);
+	h_free(reply);
+	h_free(req);
+	/* "ctest": autoloaded, registered by the module's init, then found. */
+	req = replace(renamed("007-reload-linear", "dmt0", "ct"), "<string>linear</string>",
+	    "<string>ctest</string>", false);
+	h_free(control(req));
+	h_free(req);
+	CHECK(strcmp(autoloaded, "dm_target_ctest") == 0 && autoloads == 2);
+	send_renamed("010-resume", "dmt0", "ct");
+	CHECK(sh_find_disk("ct") != NULL);
+	/* A second module load of the same type is refused: the name is taken. */
+	CHECK(dmcore_target_register(&ctest_ops) == EEXIST);
+
+	/* I/O through the module's map: linear at sector 2048 of dmtl0. */
+	fill(data, sizeof(data), 21);
+	CHECK(block_io(minor, true, 4096, data, sizeof(data)) == 0);
+	CHECK(memcmp(sh_disk_image(lower[0]) + 2048 * 512 + 4096, data, sizeof(data)) == 0);
+	memset(back, 0, sizeof(back));
+	sh_set_async(true);
+	CHECK(block_io(minor, false, 4096, back, sizeof(back)) == 0);
+	sh_set_async(false);
+	CHECK(memcmp(back, data, sizeof(data)) == 0);
+
+	/* A message, answered; its event counted on the device. */
+	snprintf(text, sizeof(text), "%s\t<key>command</key>\n\t<string>message</string>\n"
+	    "\t<key>message</key>\n\t<string>ping</string>\n\t<key>name</key>\n\t<string>ct</string>\n"
+	    "\t<key>sector</key>\n\t<integer>0</integer>\n%s", plist_head, plist_tail);
+	reply = control(text);
+	CHECK(find(reply, "<key>cmd_data</key>\n\t<array>\n\t\t<string>pong</string>") != NULL);
+	h_free(reply);
+	snprintf(text, sizeof(text), "%s\t<key>command</key>\n\t<string>info</string>\n"
+	    "\t<key>event_nr</key>\n\t<integer>0</integer>\n\t<key>name</key>\n\t<string>ct</string>\n%s",
+	    plist_head, plist_tail);
+	reply = control(text);
+	CHECK(find(reply, "<key>event_nr</key>\n\t<integer>0x1</integer>") != NULL);
+	h_free(reply);
+	snprintf(text, sizeof(text), "%s\t<key>command</key>\n\t<string>table</string>\n"
+	    "\t<key>flags</key>\n\t<integer>0x10</integer>\n\t<key>name</key>\n\t<string>ct</string>\n%s",
+	    plist_head, plist_tail);
+	reply = control(text);
+	CHECK(find(reply, "<string>197:0 2048</string>") != NULL &&
+	    find(reply, "<string>ctest</string>") != NULL);
+	h_free(reply);
+
+	/* modunload dm_target_ctest: refused while its table exists; allowed after. */
+	CHECK(dmcore_target_unregister(&ctest_ops) == EBUSY);
+	send_renamed("037-remove", "dmt0-renamed", "ct");
+	CHECK(sh_find_disk("ct") == NULL);
+	CHECK(sh_disk_opens(lower[0]) == 0);
+	CHECK(dmcore_target_unregister(&ctest_ops) == 0);
+	CHECK(dmcore_target_unregister(&ctest_ops) == ENOENT);
+	sh_autoload = NULL;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -638,6 +883,7 @@ main(int argc, char **argv)
 	privilege();
 	suspend_defers_io();
 	delayed_io();
+	target_module();
 
 	/* modunload: allowed now; everything the module took is given back. */
 	CHECK(sh_cdevsw->d_close(ctl_dev(), FREAD | FWRITE, 0, &sh_lwp0) == 0);

@@ -75,6 +75,9 @@ struct dmcore_work {
 /* A lower device the glue opened for the core. */
 struct dmglue_disk;
 
+/* A target module's type (kmod/include/dmtarget.h). */
+struct dmtarget_ops;
+
 /* ------------------------------------------------------------------ exported by the core */
 
 /* Creates the core. Called once, before anything else. */
@@ -121,6 +124,20 @@ int	dmcore_size(uint32_t minor, uint64_t *sectors);
 /* Runs queued work (and frees it), or frees it without running it. */
 void	dmcore_work_run(struct dmcore_work *work);
 void	dmcore_work_drop(struct dmcore_work *work);
+
+/*
+ * Loadable targets (kmod/include/dmtarget.h): a dm_target_<name> module registers its types at
+ * MODULE_CMD_INIT and unregisters them at MODULE_CMD_FINI, as NetBSD's dm_target_insert() and
+ * Linux's dm_register_target() do.
+ * register: 0; EINVAL for a table the core refuses (ABI version, size, name, a required
+ * function missing); EEXIST when the name is taken; ENXIO before dmcore_init. The table must
+ * stay valid until dmcore_target_unregister of it returned 0.
+ * unregister: 0; EBUSY while a table line of the type exists, the core holds background work of
+ * the module or the module holds a reference to the core (the module must then refuse to
+ * unload, returning the EBUSY); ENOENT when the table was not registered.
+ */
+int	dmcore_target_register(const struct dmtarget_ops *ops);
+int	dmcore_target_unregister(const struct dmtarget_ops *ops);
 
 /* ------------------------------------------------------------------ provided by the glue */
 
@@ -173,6 +190,12 @@ int	dmglue_device_attach(uint32_t minor, const char *name, size_t name_len);
 void	dmglue_device_detach(uint32_t minor);
 /* A new table became active: the device now has `sectors` sectors. */
 void	dmglue_device_resized(uint32_t minor, uint64_t sectors);
+
+/* A table names a target type nobody registered (name: name_len bytes, no NUL): load the module
+ * that provides it, if there is one (NetBSD: module_autoload("dm_target_<name>",
+ * MODULE_CLASS_MISC), whose init registers its types). Nonzero when a module was loaded. Thread
+ * context; the glue holds none of its locks. */
+int	dmglue_autoload_target(const char *name, size_t name_len);
 
 /* The wait lock and its condition: the core evaluates its condition between wait_enter and
  * wait_exit and sleeps with wait_sleep (which returns nonzero when an interruptible sleep was

@@ -24,6 +24,7 @@
 #include <sys/kernel.h>
 #include <sys/kmem.h>
 #include <sys/kthread.h>
+#include <sys/module.h>
 #include <sys/mutex.h>
 #include <sys/namei.h>
 #include <sys/pool.h>
@@ -589,6 +590,35 @@ dmglue_mapped_minor(uint32_t maj, uint32_t min, uint32_t *mapped)
 	dm_sc_rele(sc);
 	*mapped = min;
 	return 1;
+}
+
+/* ------------------------------------------------------------------ target modules */
+
+/* Longest target type name, NUL included (DM_MAX_TYPE_NAME). */
+#define DM_MAX_TYPE_NAME	16
+
+/*
+ * NetBSD's dm does this for a table naming an unknown type: load dm_target_<type>, whose init
+ * registers the type (dmcore_target_register). module_autoload() refuses names it should not
+ * load (and autoloading when the administrator turned it off).
+ */
+int
+dmglue_autoload_target(const char *name, size_t name_len)
+{
+	char modname[sizeof("dm_target_") + DM_MAX_TYPE_NAME];
+	size_t i;
+
+	if (name_len == 0 || name_len >= DM_MAX_TYPE_NAME)
+		return 0;
+	for (i = 0; i < name_len; i++) {
+		/* A module name: no path separators, nothing unprintable. */
+		if (name[i] == '/' || name[i] <= ' ' || name[i] > '~')
+			return 0;
+	}
+	memcpy(modname, "dm_target_", sizeof("dm_target_") - 1);
+	memcpy(modname + sizeof("dm_target_") - 1, name, name_len);
+	modname[sizeof("dm_target_") - 1 + name_len] = '\0';
+	return module_autoload(modname, MODULE_CLASS_MISC) == 0;
 }
 
 /* ------------------------------------------------------------------ waiting, time, work */

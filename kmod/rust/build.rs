@@ -30,7 +30,7 @@ fn main() {
 
     let glue = builder(&header, &target)
         .allowlist_function("dmglue_.*")
-        .allowlist_type("dmcore_.*|dmglue_.*")
+        .allowlist_type("dmcore_.*|dmglue_.*|dmtarget_ops")
         .allowlist_var("DMCORE_.*|DMGLUE_.*")
         .generate()
         .expect("bindgen: dmglue side of dmcore.h");
@@ -38,7 +38,7 @@ fn main() {
 
     let decls = builder(&header, &target)
         .allowlist_function("dmcore_.*")
-        .blocklist_type("dmcore_.*|dmglue_.*")
+        .blocklist_type("dmcore_.*|dmglue_.*|dmtarget_ops")
         .raw_line("#[allow(unused_imports)] use crate::sys::*;")
         .generate()
         .expect("bindgen: dmcore side of dmcore.h")

@@ -14,6 +14,9 @@ use dmcore::io::{IoRequest, IoSlot};
 use dmcore::platform::{ChildTag, Platform};
 use dmcore::{Caller, Core};
 
+use alloc::vec::Vec;
+use dmcore_abi::host::{self as abi, Registration};
+
 use crate::platform::{errno_code, op_from_code, KernelIo, KernelPlatform, WorkNode};
 use crate::sys;
 
@@ -58,6 +61,9 @@ pub unsafe extern "C" fn dmcore_fini() -> i32 {
         return Errno::EBUSY.0;
     }
     let raw = CORE.swap(ptr::null_mut(), Ordering::AcqRel);
+    // Registrations of target modules go with the core (NetBSD unloads dm only after the
+    // modules that require it).
+    drop(core::mem::take(&mut *MODULE_TYPES.lock()));
     if !raw.is_null() {
         // SAFETY: raw is the box dmcore_init leaked, now unpublished; nobody else uses it.
         drop(unsafe { Box::from_raw(raw) });
@@ -262,4 +268,61 @@ pub unsafe extern "C" fn dmcore_work_drop(work: *mut sys::dmcore_work) {
     }
     // SAFETY: as in dmcore_work_run.
     drop(unsafe { Box::from_raw(work.cast::<WorkNode>()) });
+}
+
+/// The types target modules registered, so that each module unregisters exactly its own.
+static MODULE_TYPES: spin::Mutex<Vec<Registration<KernelPlatform>>> = spin::Mutex::new(Vec::new());
+
+/// Registers a target module's type; see dmcore.h and dmtarget.h.
+///
+/// # Safety
+/// `ops` is NULL or a `struct dmtarget_ops` that stays valid, with its functions loaded, until
+/// dmcore_target_unregister of it returned 0 (the module stays loaded until then).
+#[no_mangle]
+pub unsafe extern "C" fn dmcore_target_register(ops: *const sys::dmtarget_ops) -> i32 {
+    let Some(core) = core() else {
+        return Errno::ENXIO.0;
+    };
+    let mut types = MODULE_TYPES.lock();
+    if types.try_reserve(1).is_err() {
+        return Errno::ENOMEM.0;
+    }
+    // SAFETY: the caller's contract is register's: the table outlives the registration.
+    match unsafe { abi::register(core.targets(), core.platform(), ops.cast()) } {
+        Ok(registration) => {
+            types.push(registration);
+            0
+        }
+        Err(errno) => errno.0,
+    }
+}
+
+/// Unregisters a target module's type; `EBUSY` while anything uses it. See dmcore.h.
+///
+/// # Safety
+/// None beyond the header's rules (`ops` is only compared).
+#[no_mangle]
+pub unsafe extern "C" fn dmcore_target_unregister(ops: *const sys::dmtarget_ops) -> i32 {
+    let Some(core) = core() else {
+        return Errno::ENXIO.0;
+    };
+    let mut types = MODULE_TYPES.lock();
+    let Some(pos) = types.iter().position(|r| r.is_of(ops.cast())) else {
+        return Errno::ENOENT.0;
+    };
+    let result = match types.get(pos) {
+        Some(registration) => abi::unregister(core.targets(), registration),
+        None => Err(Errno::ENOENT),
+    };
+    match result {
+        Ok(()) => {
+            types.remove(pos);
+            if types.is_empty() {
+                // Give the memory back: nothing of the module may stay behind it.
+                *types = Vec::new();
+            }
+            0
+        }
+        Err(errno) => errno.0,
+    }
 }

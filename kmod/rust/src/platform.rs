@@ -333,6 +333,11 @@ impl Platform for KernelPlatform {
         unsafe { sys::dmglue_device_resized(minor, sectors) };
     }
 
+    fn autoload_target(&self, name: &str) -> bool {
+        // SAFETY: pointer and length describe `name`, alive for the call; the glue copies it.
+        unsafe { sys::dmglue_autoload_target(name.as_ptr().cast(), name.len()) != 0 }
+    }
+
     fn mapped_minor(&self, dev: DevT) -> Option<u32> {
         let mut minor = 0u32;
         // SAFETY: the out-pointer is a local.

@@ -253,7 +253,9 @@ pub trait Platform: Clone + Send + Sync + Sized + 'static {
     /// provides it (NetBSD: `module_autoload("dm_target_<name>", MODULE_CLASS_MISC)`; dmhost:
     /// `dm_target_<name>.so` from its module directory), which registers its types with the
     /// core. Returns whether it loaded something; the core then looks the type up once more.
-    /// Called while a table is being loaded, with no lock of the core's held.
+    /// Called while a table is being loaded for a device: that device's control lock is held
+    /// (no other command of it runs meanwhile), no spin lock of the core is, and the registry
+    /// may be changed.
     fn autoload_target(&self, _name: &str) -> bool {
         false
     }

@@ -9,8 +9,9 @@ use crate::types::DeviceRef;
 
 /// A protocol command.
 ///
-/// New commands (`message` with DragonFly's `sector`/`message` keys, `waitevent`) are added as
-/// variants here, built with [`Request`] and run with [`crate::Client::execute`].
+/// New commands are added as variants here, built with [`Request`] and run with
+/// [`crate::Client::execute`]. `Message`, `WaitEvent` and `RemoveAll` are the extensions of
+/// reference §11, which NetBSD's own driver answers as unknown commands.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[non_exhaustive]
 pub enum Command {
@@ -28,6 +29,12 @@ pub enum Command {
     Status,
     Deps,
     Rename,
+    /// `message`: DragonFly's top-level `sector` and `message` keys; the answer in `cmd_data[0]`.
+    Message,
+    /// `waitevent`: waits until the device's event counter differs from `event_nr`.
+    WaitEvent,
+    /// `remove_all`: removes every device that is not open.
+    RemoveAll,
 }
 
 impl Command {
@@ -48,6 +55,9 @@ impl Command {
             Command::Status => "status",
             Command::Deps => "deps",
             Command::Rename => "rename",
+            Command::Message => "message",
+            Command::WaitEvent => "waitevent",
+            Command::RemoveAll => "remove_all",
         }
     }
 
@@ -55,13 +65,14 @@ impl Command {
     pub fn version(self) -> [u32; 3] {
         match self {
             Command::Targets => [4, 1, 0],
+            Command::Message => [4, 2, 0],
             _ => [4, 0, 0],
         }
     }
 
     /// Whether the command looks a device up (and so clears EXISTS when there is none).
     pub fn names_device(self) -> bool {
-        !matches!(self, Command::Version | Command::Targets | Command::Names | Command::Create)
+        !matches!(self, Command::Version | Command::Targets | Command::Names | Command::Create | Command::RemoveAll)
     }
 }
 

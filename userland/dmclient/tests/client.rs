@@ -59,7 +59,17 @@ fn version_and_targets() {
     let t = |name: &str, version| TargetVersion { name: name.to_string(), version };
     assert_eq!(
         c.targets().unwrap(),
-        vec![t("linear", [1, 4, 0]), t("striped", [1, 6, 0]), t("error", [1, 5, 0]), t("zero", [1, 1, 0])]
+        vec![
+            t("linear", [1, 4, 0]),
+            t("striped", [1, 6, 0]),
+            t("error", [1, 5, 0]),
+            t("zero", [1, 1, 0]),
+            t("delay", [1, 3, 0]),
+            t("flakey", [1, 5, 0]),
+            t("snapshot-origin", [1, 9, 0]),
+            t("snapshot", [1, 16, 0]),
+            t("snapshot-merge", [1, 5, 0])
+        ]
     );
 }
 

@@ -13,9 +13,17 @@
 //! deps [NAME]
 //! rename NAME NEW
 //! clear NAME
+//! message NAME SECTOR MESSAGE...
+//! wait NAME [EVENT_NR]
+//! remove_all
 //! targets
 //! version
 //! ```
+//!
+//! `message` sends the words of MESSAGE, joined by spaces, to the table line that contains
+//! SECTOR and prints the target's answer, if any, on a line of its own. `wait` blocks until the
+//! device's event counter differs from EVENT_NR (default 0), then prints the `info` block, whose
+//! "Event number" is the counter now. `remove_all` removes every device that is not open.
 //!
 //! Options may stand anywhere on the line, as with dmsetup. `--noudevsync`, `--noudevrules`
 //! and `--noopencount` are accepted and change nothing (there is no udev here).
@@ -95,6 +103,27 @@ fn command(name: &'static str) -> clap::Command {
                 .arg(Arg::new("NEW").help("New name").required(true)),
         )
         .subcommand(clap::Command::new("clear").about("Drop the inactive table").arg(device()))
+        .subcommand(
+            clap::Command::new("message")
+                .about("Send a message to the target at a sector")
+                .arg(device())
+                .arg(Arg::new("SECTOR").help("A sector of the table line to send it to").required(true))
+                .arg(
+                    Arg::new("MESSAGE")
+                        .help("The message's words")
+                        .required(true)
+                        .num_args(1..)
+                        .allow_hyphen_values(true)
+                        .trailing_var_arg(true),
+                ),
+        )
+        .subcommand(
+            clap::Command::new("wait")
+                .about("Wait until the event number differs from EVENT_NR, then show the device")
+                .arg(device())
+                .arg(Arg::new("EVENT_NR").help("The last event number seen (default 0)")),
+        )
+        .subcommand(clap::Command::new("remove_all").about("Remove every device that is not open"))
         .subcommand(clap::Command::new("targets").about("List target types"))
         .subcommand(clap::Command::new("version").about("Show versions"))
 }
@@ -151,6 +180,9 @@ pub(crate) fn main<T: Transport>(
             session.each_device(m, |s, name, prefix| s.lines(name, prefix, false, inactive))
         }
         "deps" => session.each_device(m, Session::deps),
+        "message" => session.message(m),
+        "wait" => session.wait(m),
+        "remove_all" => session.remove_all(),
         "targets" => session.targets(),
         "version" => session.version(),
         _ => return 2,
@@ -368,6 +400,75 @@ impl<T: Transport> Session<'_, T> {
                 return false;
             }
         };
+        self.print_info(name, &info);
+        true
+    }
+
+    /// `message NAME SECTOR MESSAGE...`: the answer, if any, on a line of its own.
+    fn message(&mut self, m: &ArgMatches) -> bool {
+        let name = name_of(m);
+        let sector_text = opt(m, "SECTOR").unwrap_or_default();
+        let Some(sector) = parse_decimal(&sector_text) else {
+            self.output.err(&format!("Invalid sector: {sector_text}\n"));
+            return false;
+        };
+        let words: Vec<String> =
+            m.try_get_many::<String>("MESSAGE").ok().flatten().map(|w| w.cloned().collect()).unwrap_or_default();
+        match self.client.message(&DeviceRef::Name(name.clone()), sector, &words.join(" ")) {
+            Ok(Some(answer)) if !answer.is_empty() => {
+                self.output.out(&answer);
+                if !answer.ends_with('\n') {
+                    self.output.out("\n");
+                }
+                true
+            }
+            Ok(_) => true,
+            Err(e) => {
+                self.ioctl_error("message", &name, "", None, &e, &[]);
+                false
+            }
+        }
+    }
+
+    /// `wait NAME [EVENT_NR]`: blocks in the driver, then prints the `info` block.
+    fn wait(&mut self, m: &ArgMatches) -> bool {
+        let name = name_of(m);
+        let event_nr = match opt(m, "EVENT_NR") {
+            None => 0,
+            Some(text) => match parse_decimal(&text).and_then(|n| u32::try_from(n).ok()) {
+                Some(n) => n,
+                None => {
+                    self.output.err(&format!("Invalid event number: {text}\n"));
+                    return false;
+                }
+            },
+        };
+        match self.client.wait_event(&DeviceRef::Name(name.clone()), event_nr) {
+            Ok(info) => {
+                self.print_info(&name, &info);
+                true
+            }
+            Err(e) => {
+                self.query_error("waitevent", &name, &e);
+                false
+            }
+        }
+    }
+
+    /// `remove_all`: no output; devices still open stay.
+    fn remove_all(&mut self) -> bool {
+        match self.client.remove_all() {
+            Ok(()) => true,
+            Err(e) => {
+                self.ioctl_error("remove_all", "", "", None, &e, &[]);
+                false
+            }
+        }
+    }
+
+    /// The `info` block of a device.
+    fn print_info(&mut self, name: &str, info: &dmclient::DeviceInfo) {
+        let device = DeviceRef::Name(name.to_string());
         let read_ahead = if info.live_table {
             self.client.table(&device, false).ok().map(|t| read_ahead(&t))
         } else {
@@ -396,7 +497,6 @@ impl<T: Transport> Session<'_, T> {
         }
         s.push('\n');
         self.output.out(&s);
-        true
     }
 
     fn lines(&mut self, name: &str, prefix: bool, table: bool, inactive: bool) -> bool {
@@ -506,6 +606,14 @@ pub fn read_ahead(table: &[TableEntry]) -> u64 {
     // ra_pages = io_opt * 2 / PAGE_SIZE; shown in 512-byte sectors.
     let pages = io_opt.saturating_mul(512).saturating_mul(2) / 4096;
     pages.saturating_mul(8).max(DEFAULT_READ_AHEAD)
+}
+
+/// A decimal number as dmsetup reads a sector or an event number: digits only.
+fn parse_decimal(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 fn gcd(a: u64, b: u64) -> u64 {

@@ -270,7 +270,9 @@ fn targets_and_version() {
     let out = h.ok(&["dmsetup", "targets"], "");
     assert_eq!(
         out,
-        "linear           v1.4.0\nstriped          v1.6.0\nerror            v1.5.0\nzero             v1.1.0\n"
+        "linear           v1.4.0\nstriped          v1.6.0\nerror            v1.5.0\nzero             v1.1.0\n\
+         delay            v1.3.0\nflakey           v1.5.0\nsnapshot-origin  v1.9.0\nsnapshot         v1.16.0\n\
+         snapshot-merge   v1.5.0\n"
     );
     // Each line is Linux's, as `dmsetup targets` printed it.
     let text = golden("00-targets.txt");

@@ -29,7 +29,12 @@ fn netbsd_dmctl_output() {
         "Target name: linear\nTarget version 1.4.0\n\n\
          Target name: striped\nTarget version 1.6.0\n\n\
          Target name: error\nTarget version 1.5.0\n\n\
-         Target name: zero\nTarget version 1.1.0\n\n"
+         Target name: zero\nTarget version 1.1.0\n\n\
+         Target name: delay\nTarget version 1.3.0\n\n\
+         Target name: flakey\nTarget version 1.5.0\n\n\
+         Target name: snapshot-origin\nTarget version 1.9.0\n\n\
+         Target name: snapshot\nTarget version 1.16.0\n\n\
+         Target name: snapshot-merge\nTarget version 1.5.0\n\n"
     );
     assert_eq!(h.ok(&["dmctl", "ls"], ""), "Device name: lin2, device minor: 1 \nDevice name: st2, device minor: 2 \n");
     assert_eq!(

@@ -53,6 +53,19 @@ OPTIONS:
     --nbd-tcp-any
         Allow --nbd-tcp on a non-loopback address.
 
+    --target-module PATH
+        Load the target module PATH (a shared object built against kmod/include/dmtarget.h,
+        such as libdm_target_flakey.so of kmod/targets/flakey) and register its target types
+        (repeatable), as modload(8) of a dm_target_<name> module does on NetBSD.
+
+    --module-dir DIR
+        When a table names a target type nobody registered, load DIR/dm_target_<type>.so if it
+        exists (NetBSD's autoload of dm_target_<type>), then look the type up again.
+
+    --without-target NAME
+        Start without the built-in target type NAME (repeatable), so that a module may
+        provide it.
+
     --io-threads N
         Threads that run child I/O on lower devices (default 8).
 
@@ -96,6 +109,17 @@ CONTROL SOCKET WIRE FORMAT (all integers big-endian):
     Errno values are NetBSD's. Several requests may follow on one connection, one at a
     time.
 
+TARGET MODULES:
+    The control socket also takes two commands of dmhost's own, in the same framing and
+    dictionary form (not dm(4) commands; NetBSD's equivalents are modload(8) and
+    modunload(8) of a dm_target_<name> module):
+        command \"module_load\", path PATH: load and register; the reply's cmd_data lists
+            the module's target types
+        command \"module_unload\", name NAME: unregister the types of the module NAME (the
+            file name without directory, \"lib\" and \".so\", e.g. dm_target_flakey) and
+            unload it; EBUSY, and nothing changed, while anything uses one of them
+    At exit, modules whose types are still in use stay loaded until the process ends.
+
 EXIT STATUS:
     0 after a clean shutdown, 1 when startup fails, 2 for a bad command line.
 ";
@@ -117,6 +141,12 @@ pub struct Config {
     pub io_threads: usize,
     pub workers: usize,
     pub verbosity: i32,
+    /// `--target-module`: shared objects to load at start, in order.
+    pub target_modules: Vec<PathBuf>,
+    /// `--module-dir`: where dm_target_<type>.so are autoloaded from.
+    pub module_dir: Option<PathBuf>,
+    /// `--without-target`: built-in target types to unregister at start.
+    pub without_targets: Vec<String>,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -159,6 +189,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cmd, String> {
     let mut io_threads = 8;
     let mut workers = 2;
     let mut verbosity = 0i32;
+    let mut target_modules = Vec::new();
+    let mut module_dir = None;
+    let mut without_targets = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let arg = arg.into_string().map_err(|a| format!("argument is not UTF-8: {}", a.to_string_lossy()))?;
@@ -184,6 +217,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cmd, String> {
             "--nbd-socket" => nbd_socket = Some(PathBuf::from(value("--nbd-socket")?)),
             "--nbd-tcp" => nbd_tcp = Some(value("--nbd-tcp")?),
             "--nbd-tcp-any" => nbd_tcp_any = true,
+            "--target-module" => target_modules.push(PathBuf::from(value("--target-module")?)),
+            "--module-dir" => module_dir = Some(PathBuf::from(value("--module-dir")?)),
+            "--without-target" => without_targets.push(value("--without-target")?),
             "--io-threads" => io_threads = parse_count("--io-threads", &value("--io-threads")?)?,
             "--workers" => workers = parse_count("--workers", &value("--workers")?)?,
             "-v" | "--verbose" => verbosity += 1,
@@ -200,7 +236,19 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cmd, String> {
     if nbd_tcp_any && nbd_tcp.is_none() {
         return Err("--nbd-tcp-any needs --nbd-tcp".into());
     }
-    Ok(Cmd::Run(Config { control, disks, nbd_socket, nbd_tcp, nbd_tcp_any, io_threads, workers, verbosity }))
+    Ok(Cmd::Run(Config {
+        control,
+        disks,
+        nbd_socket,
+        nbd_tcp,
+        nbd_tcp_any,
+        io_threads,
+        workers,
+        verbosity,
+        target_modules,
+        module_dir,
+        without_targets,
+    }))
 }
 
 /// Gives every disk its device number: explicit ones as given, the others 254:0, 254:16, ...
@@ -296,6 +344,26 @@ mod tests {
         let dm = run(&["--control", "/c", "--disk", "/a=169:1"]).unwrap();
         assert!(assign_numbers(&dm.disks).is_err());
         assert_eq!(parse(["-h"].iter().map(OsString::from)), Ok(Cmd::Help));
+    }
+
+    #[test]
+    fn target_module_options() {
+        let c = run(&[
+            "--control",
+            "/c",
+            "--target-module",
+            "/m/a.so",
+            "--target-module=/m/b.so",
+            "--module-dir",
+            "/m",
+            "--without-target",
+            "flakey",
+        ])
+        .unwrap();
+        assert_eq!(c.target_modules, vec![PathBuf::from("/m/a.so"), PathBuf::from("/m/b.so")]);
+        assert_eq!(c.module_dir, Some(PathBuf::from("/m")));
+        assert_eq!(c.without_targets, vec!["flakey".to_string()]);
+        assert!(run(&["--control", "/c", "--target-module"]).is_err());
     }
 
     #[test]

@@ -14,7 +14,8 @@ use std::time::Duration;
 use dmcore::control::MAX_REQUEST_LEN;
 use dmcore::{Caller, Core, Errno};
 
-use crate::platform::HostPlatform;
+use crate::modules::{self, Modules};
+use crate::platform::{self, HostPlatform};
 
 /// Connections served at once; more are closed at once.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -69,13 +70,14 @@ pub struct ControlServer {
 
 impl ControlServer {
     /// Listens on `path` (claimed with [`claim_socket_path`] first).
-    pub fn start(path: &Path, core: Arc<Core<HostPlatform>>) -> io::Result<ControlServer> {
+    pub fn start(path: &Path, core: Arc<Core<HostPlatform>>, modules: Arc<Modules>) -> io::Result<ControlServer> {
         let listener = bind_private(path, || UnixListener::bind(path))?;
         listener.set_nonblocking(true)?;
         let stopping = Arc::new(AtomicBool::new(false));
         let stop = Arc::clone(&stopping);
-        let acceptor =
-            thread::Builder::new().name("control-accept".into()).spawn(move || accept_loop(&listener, &core, &stop))?;
+        let acceptor = thread::Builder::new()
+            .name("control-accept".into())
+            .spawn(move || accept_loop(&listener, &core, &modules, &stop))?;
         Ok(ControlServer { path: path.to_owned(), stopping, acceptor: Some(acceptor) })
     }
 
@@ -100,7 +102,12 @@ impl Drop for ControlServer {
     }
 }
 
-fn accept_loop(listener: &UnixListener, core: &Arc<Core<HostPlatform>>, stopping: &Arc<AtomicBool>) {
+fn accept_loop(
+    listener: &UnixListener,
+    core: &Arc<Core<HostPlatform>>,
+    modules: &Arc<Modules>,
+    stopping: &Arc<AtomicBool>,
+) {
     let active = Arc::new(AtomicUsize::new(0));
     while !stopping.load(Ordering::SeqCst) {
         let stream = match listener.accept() {
@@ -122,10 +129,11 @@ fn accept_loop(listener: &UnixListener, core: &Arc<Core<HostPlatform>>, stopping
             continue;
         }
         let core = Arc::clone(core);
+        let modules = Arc::clone(modules);
         let stop = Arc::clone(stopping);
         let count = Arc::clone(&active);
         let spawned = thread::Builder::new().name("control-conn".into()).spawn(move || {
-            if let Err(e) = serve(stream, &core, &stop) {
+            if let Err(e) = serve(stream, &core, &modules, &stop) {
                 log::debug!("control: connection ended: {e}");
             }
             count.fetch_sub(1, Ordering::SeqCst);
@@ -151,6 +159,19 @@ fn read_frame_part(stream: &mut UnixStream, buf: &mut [u8]) -> io::Result<bool> 
         }
     }
     Ok(true)
+}
+
+/// Whether the client closed its end of the connection (it sends nothing while it waits for a
+/// reply, so end of file is the only thing there is to read).
+fn peer_gone(stream: &UnixStream) -> bool {
+    use std::os::unix::io::AsRawFd;
+    let mut byte = 0u8;
+    // SAFETY: recv(2) on a descriptor `stream` owns, into one byte of ours; MSG_PEEK leaves
+    // what it sees in the socket and MSG_DONTWAIT makes it return at once.
+    let n = unsafe {
+        libc::recv(stream.as_raw_fd(), (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+    };
+    n == 0
 }
 
 /// One reply frame: transport errno, command errno, reply text + NUL, detail.
@@ -187,7 +208,12 @@ pub fn encode_reply(transport: Result<&dmcore::Reply, Errno>) -> Vec<u8> {
 
 /// Serves one connection: requests one at a time until the peer closes, sends a frame this
 /// server refuses to read, or the server stops.
-fn serve(mut stream: UnixStream, core: &Core<HostPlatform>, stopping: &AtomicBool) -> io::Result<()> {
+fn serve(
+    mut stream: UnixStream,
+    core: &Core<HostPlatform>,
+    modules: &Modules,
+    stopping: &AtomicBool,
+) -> io::Result<()> {
     // The listener is non-blocking; the connection must not be.
     stream.set_nonblocking(false)?;
     let mut request = Vec::new();
@@ -211,7 +237,18 @@ fn serve(mut stream: UnixStream, core: &Core<HostPlatform>, stopping: &AtomicBoo
         if !read_frame_part(&mut stream, &mut request)? {
             return Err(io::Error::new(ErrorKind::UnexpectedEof, "truncated frame"));
         }
-        let reply = core.control(&request, Caller { privileged: true });
+        // A connection thread may block in the core as long as the command lasts (waitevent
+        // waits for an event): other connections have threads of their own. A client that
+        // goes away meanwhile interrupts the wait, as a signal interrupts the ioctl.
+        let reply = match modules::control(modules, &request) {
+            Some(reply) => Ok(reply),
+            None => {
+                let peer = stream.try_clone()?;
+                platform::interruptible_by(Box::new(move || peer_gone(&peer)), || {
+                    core.control(&request, Caller { privileged: true })
+                })
+            }
+        };
         if let Err(errno) = &reply {
             log::debug!("control: request refused: {errno}");
         }

@@ -45,6 +45,7 @@
 //! * [`buffer`]: the range-locked request buffer that lets I/O threads fill one buffer at once.
 //! * [`queue`]: the I/O pool, the worker pool and the timer.
 //! * [`control`]: the control socket.
+//! * [`modules`]: target modules (dmtarget.h shared objects), loaded, registered, autoloaded.
 //! * [`export`]: the NBD exports (the NBD protocol itself is the `dm-nbd` crate).
 
 #![cfg_attr(
@@ -64,6 +65,7 @@ mod cli;
 mod control;
 mod export;
 mod logger;
+mod modules;
 mod platform;
 mod queue;
 
@@ -77,6 +79,7 @@ use signal_hook::iterator::Signals;
 
 use crate::cli::{Cmd, Config};
 use crate::control::{bind_private, claim_socket_path, ControlServer};
+use crate::modules::Modules;
 use crate::platform::{DiskFile, HostPlatform, Threads};
 
 fn main() -> ExitCode {
@@ -139,7 +142,17 @@ fn run(config: &Config) -> Result<(), String> {
 
     let threads = Threads { io: config.io_threads, workers: config.workers };
     let (core, platform) = HostPlatform::new_core(disks, threads).map_err(context("cannot start threads"))?;
-    let mut control = ControlServer::start(&config.control, Arc::clone(&core))
+    for name in &config.without_targets {
+        core.targets().unregister(name).map_err(|e| format!("--without-target {name}: {e}"))?;
+        log::info!("built-in target {name} unregistered");
+    }
+    let modules = Modules::new(&core, config.module_dir.clone());
+    for path in &config.target_modules {
+        modules.load(path).map_err(|(_, why)| format!("--target-module: {why}"))?;
+    }
+    let autoload = Arc::downgrade(&modules);
+    platform.set_autoload(Box::new(move |name| autoload.upgrade().is_some_and(|m| m.autoload(name))));
+    let mut control = ControlServer::start(&config.control, Arc::clone(&core), Arc::clone(&modules))
         .map_err(context(format_args!("--control {}", config.control.display())))?;
 
     let mut ready = format!("dmhost ready control={}", config.control.display());
@@ -169,6 +182,7 @@ fn run(config: &Config) -> Result<(), String> {
     let signal = signals.forever().next();
     log::info!("signal {}: shutting down", signal.unwrap_or(0));
     shutdown(&mut control, &platform, nbd, config.nbd_socket.as_deref());
+    modules.unload_all();
     drop(core);
     Ok(())
 }

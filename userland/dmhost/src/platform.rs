@@ -18,9 +18,12 @@
 //!   (positional read/write, `fdatasync`, `fallocate`) and calls [`Core::child_done`]. A child
 //!   addressed to a mapped device becomes a new request submitted to the core for that device.
 //! * `dm-work-N` and `dm-timer`: background work of targets ([`Platform::queue_work`]).
-//! * The core's waits (suspend draining, sleep locks) block the calling thread on one
-//!   mutex/condition-variable pair; [`Platform::wake`] takes the same mutex, so no wakeup is
-//!   lost between the evaluation of a condition and the sleep.
+//! * The core's waits (suspend draining, sleep locks, `waitevent`) block the calling thread on
+//!   one mutex/condition-variable pair; [`Platform::wake`] takes the same mutex, so no wakeup is
+//!   lost between the evaluation of a condition and the sleep. An interruptible wait (the
+//!   kernel's signal-interruptible sleep) ends with `EINTR` at shutdown, or when the thread's
+//!   interrupt check ([`interruptible_by`]: a control connection whose client went away) says
+//!   so; it looks at that check every [`INTERRUPT_POLL`].
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -47,6 +50,28 @@ pub const MAPPER_DIR: &str = "/dev/mapper/";
 /// Stacked requests deeper than this fail with `EIO`: a table that maps a device onto itself,
 /// directly or through others, must not loop forever.
 pub const MAX_STACK_DEPTH: u32 = 16;
+
+/// How often an interruptible wait looks at its thread's interrupt check.
+pub const INTERRUPT_POLL: Duration = Duration::from_millis(100);
+
+thread_local! {
+    /// What interrupts this thread's interruptible waits, besides shutdown.
+    static INTERRUPT: std::cell::RefCell<Option<Box<dyn Fn() -> bool>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with `interrupted` as the interrupt check of this thread's interruptible waits (a
+/// control connection: "the client closed its end"), as a signal interrupts a process's sleep
+/// in a kernel.
+pub fn interruptible_by<R>(interrupted: Box<dyn Fn() -> bool>, f: impl FnOnce() -> R) -> R {
+    let previous = INTERRUPT.with(|slot| slot.replace(Some(interrupted)));
+    let result = f();
+    INTERRUPT.with(|slot| *slot.borrow_mut() = previous);
+    result
+}
+
+fn interrupted() -> bool {
+    INTERRUPT.with(|slot| slot.try_borrow().ok().and_then(|check| check.as_ref().map(|f| f())).unwrap_or(false))
+}
 
 /// The largest piece written at once when zeroing by writing.
 const ZERO_CHUNK: usize = 256 << 10;
@@ -380,7 +405,12 @@ struct Inner {
     wait_lock: Mutex<u64>,
     wait_cv: Condvar,
     epoch: Instant,
+    /// What [`Platform::autoload_target`] does (dmhost's module directory).
+    autoload: OnceLock<AutoloadHook>,
 }
+
+/// Loads a target module for a type nobody registered; true when one was loaded.
+pub type AutoloadHook = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// The std platform; clones share one state.
 #[derive(Clone)]
@@ -403,6 +433,7 @@ impl HostPlatform {
             wait_lock: Mutex::new(0),
             wait_cv: Condvar::new(),
             epoch: Instant::now(),
+            autoload: OnceLock::new(),
         }));
         let core = Arc::new(Core::new(platform.clone()));
         let _ = platform.0.core.set(Arc::downgrade(&core));
@@ -453,6 +484,13 @@ impl HostPlatform {
             self.complete(io, Err(Errno::ENXIO));
         }
         self.wake();
+    }
+
+    /// Sets what a table naming an unregistered target type tries (once per platform).
+    pub fn set_autoload(&self, hook: AutoloadHook) {
+        if self.0.autoload.set(hook).is_err() {
+            log::warn!("the target autoload hook was set already");
+        }
     }
 
     /// `fdatasync` on every lower file.
@@ -743,6 +781,10 @@ impl Platform for HostPlatform {
         (dev.major == DM_MAJOR).then_some(dev.minor)
     }
 
+    fn autoload_target(&self, name: &str) -> bool {
+        self.0.autoload.get().is_some_and(|hook| hook(name))
+    }
+
     fn now_ns(&self) -> u64 {
         u64::try_from(self.0.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
@@ -753,10 +795,17 @@ impl Platform for HostPlatform {
             if ready() {
                 return Ok(());
             }
-            if interruptible && self.0.stopping.load(Ordering::SeqCst) {
+            if !interruptible {
+                generation = self.0.wait_cv.wait(generation).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            if self.0.stopping.load(Ordering::SeqCst) || interrupted() {
                 return Err(Errno::EINTR);
             }
-            generation = self.0.wait_cv.wait(generation).unwrap_or_else(|e| e.into_inner());
+            generation = match self.0.wait_cv.wait_timeout(generation, INTERRUPT_POLL) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
         }
     }
 
