@@ -43,6 +43,7 @@ use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::fmt::Write;
+use core::num::NonZeroU64;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::{args, BuildContext, StatusKind, Target, TargetError, TargetType};
@@ -277,10 +278,10 @@ impl<P: Platform> TargetType<P> for FlakeyType {
         let down = args::parse_u32(down).ok_or_else(|| invalid("Invalid up interval"))?;
         // Unsigned 32-bit sums, as Linux computes them: 1 + 4294967295 is "zero".
         let period = up.wrapping_add(down);
-        if period == 0 {
+        let Some(period) = NonZeroU64::new(period.into()) else {
             return Err(invalid("Total (up + down) interval is zero"));
-        }
-        if period < up {
+        };
+        if period.get() < u64::from(up) {
             return Err(invalid("Interval overflow"));
         }
         let features = parse_features(rest)?;
@@ -302,7 +303,7 @@ impl<P: Platform> TargetType<P> for FlakeyType {
             shared,
             start_ns,
             up: u64::from(up),
-            period: u64::from(period),
+            period,
             features,
             error_reads: features.error_reads || all_io,
             error_writes: features.error_writes || all_io,
@@ -369,13 +370,11 @@ impl Corruption {
             }
         }
         if let Some(rnd) = self.random {
-            if !data.is_empty() {
-                // Linux: get_random_u32() % size, and a random byte value.
-                let at = (rnd & 0xffff_ffff) % data.len() as u64;
-                let value = (rnd >> 32) as u8;
-                if let Some(byte) = usize::try_from(at).ok().and_then(|i| data.get_mut(i)) {
-                    *byte = value;
-                }
+            // Linux: get_random_u32() % size, and a random byte value.
+            let at = (rnd & 0xffff_ffff).checked_rem(data.len() as u64);
+            let value = (rnd >> 32) as u8;
+            if let Some(byte) = at.and_then(|at| usize::try_from(at).ok()).and_then(|i| data.get_mut(i)) {
+                *byte = value;
             }
         }
     }
@@ -446,8 +445,8 @@ struct Flakey<P: Platform> {
     /// When the table was loaded, on the platform's clock.
     start_ns: u64,
     up: u64,
-    /// up + down, never 0.
-    period: u64,
+    /// up + down.
+    period: NonZeroU64,
     features: Features,
     /// What is failed while down: the features, or Linux's default when none was given.
     error_reads: bool,
@@ -545,7 +544,7 @@ impl<P: Platform> Target<P> for Flakey<P> {
                     self.shared.disk.dev(),
                     self.shared.offset,
                     self.up,
-                    self.period - self.up
+                    self.period.get() - self.up
                 );
                 if f.error_reads {
                     out.push_str("error_reads ");

@@ -265,8 +265,8 @@ impl Persistent {
         cow: &P::Disk,
         add: &mut dyn FnMut(u64, u64) -> Result<(), Errno>,
     ) -> Result<(), LoadError> {
-        let cow_chunks = self.cow_sectors / self.chunk;
         let corrupt = LoadError::new(Errno::EINVAL, "Invalid or corrupt snapshot");
+        let cow_chunks = self.cow_sectors.checked_div(self.chunk).ok_or(corrupt)?;
         let mut area = 0u64;
         loop {
             let at = self.area_location(area).ok_or(corrupt)?;
@@ -323,7 +323,7 @@ impl Persistent {
     }
 
     fn is_area_chunk(&self, chunk: u64) -> bool {
-        chunk % (self.epa + 1) == HEADER_CHUNKS
+        chunk.checked_rem(self.epa.saturating_add(1)) == Some(HEADER_CHUNKS)
     }
 
     /// Steps `next_free` over a metadata area's chunk.

@@ -24,7 +24,7 @@ impl Transient {
         if self.cow_sectors < end {
             return None;
         }
-        let chunk = self.next_free / self.chunk;
+        let chunk = self.next_free.checked_div(self.chunk)?;
         self.next_free = end;
         Some(chunk)
     }
