@@ -5,83 +5,20 @@
 //! iteration, over a precomputed sequence of random sectors); `submit` maps a 4 KiB read
 //! through the whole data path of the core on a platform whose children complete at once.
 
-use std::fmt;
+#[path = "../tests/quiet/mod.rs"]
+mod quiet;
+
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use dmcore::io::{IoRequest, IoSlot};
-use dmcore::platform::{Child, DevT, DiskIo, DiskSpec, LogLevel, LowerDisk, Op, Platform, Work};
+use dmcore::io::IoRequest;
+use dmcore::platform::Op;
 use dmcore::table::{Table, TableLine};
 use dmcore::target::TargetRegistry;
-use dmcore::{Core, Errno};
+use dmcore::Core;
+use quiet::{Quiet, Request};
 
 const LINES: [usize; 3] = [1, 100, 10_000];
-
-struct Disk(DevT);
-
-impl LowerDisk for Disk {
-    fn dev(&self) -> DevT {
-        self.0
-    }
-    fn sectors(&self) -> u64 {
-        1 << 40
-    }
-}
-
-struct Request {
-    slot: IoSlot<Quiet>,
-    done: AtomicU32,
-}
-
-/// Children complete at once; nothing is stored.
-#[derive(Clone)]
-struct Quiet(Arc<OnceLock<Weak<Core<Quiet>>>>);
-
-impl Platform for Quiet {
-    type Disk = Disk;
-    type Io = Arc<Request>;
-
-    fn open_disk(&self, spec: DiskSpec<'_>) -> Result<Disk, Errno> {
-        match spec {
-            DiskSpec::Number(d) => Ok(Disk(d)),
-            DiskSpec::Path(_) => Err(Errno::ENOENT),
-        }
-    }
-    fn slot(io: &Arc<Request>) -> &IoSlot<Self> {
-        &io.slot
-    }
-    fn with_data(&self, _: &Arc<Request>, _: usize, _: usize, _: &mut dyn FnMut(&mut [u8])) -> Result<(), Errno> {
-        Ok(())
-    }
-    fn submit(&self, child: Child<'_, Self>) {
-        if let Some(core) = self.0.get().and_then(Weak::upgrade) {
-            core.child_done(child.parent, child.tag, Ok(()));
-        }
-    }
-    fn complete(&self, io: Arc<Request>, _: Result<(), Errno>) {
-        io.done.fetch_add(1, Ordering::Relaxed);
-    }
-    fn defer(&self, _: u32, _: Arc<Request>) {}
-    fn release_deferred(&self, _: u32) {}
-    fn disk_io(&self, _: &Disk, _: u64, _: DiskIo<'_>) -> Result<(), Errno> {
-        Ok(())
-    }
-    fn now_ns(&self) -> u64 {
-        0
-    }
-    fn wait(&self, ready: &mut dyn FnMut() -> bool, _: bool) -> Result<(), Errno> {
-        if ready() {
-            Ok(())
-        } else {
-            Err(Errno::EDEADLK)
-        }
-    }
-    fn wake(&self) {}
-    fn queue_work(&self, _: Arc<dyn Work>, _: Option<u64>) {}
-    fn log(&self, _: LogLevel, _: fmt::Arguments<'_>) {}
-}
 
 /// A small deterministic generator, so every run probes the same sectors.
 fn next(state: &mut u64) -> u64 {
@@ -112,11 +49,12 @@ fn probes(size: u64) -> Vec<u64> {
 }
 
 fn find(c: &mut Criterion) {
-    let platform = Quiet(Arc::new(OnceLock::new()));
+    let core = Quiet::new_core();
+    let platform = core.platform();
     let registry = TargetRegistry::with_builtins();
     let mut group = c.benchmark_group("find");
     for count in LINES {
-        let table = Table::build(&platform, &registry, 1, &lines(count), false).expect("valid table");
+        let table = Table::build(platform, &registry, 1, &lines(count), false).expect("valid table");
         let sectors = probes(table.size());
         let mut i = 0usize;
         group.bench_with_input(BenchmarkId::from_parameter(count), &count, |b, _| {
@@ -132,13 +70,11 @@ fn find(c: &mut Criterion) {
 fn submit(c: &mut Criterion) {
     let mut group = c.benchmark_group("submit");
     for count in LINES {
-        let platform = Quiet(Arc::new(OnceLock::new()));
-        let core = Arc::new(Core::new(platform.clone()));
-        platform.0.set(Arc::downgrade(&core)).ok();
+        let core = Quiet::new_core();
         let minor = setup(&core, &lines(count));
         let size = core.size(minor).unwrap_or(0);
         let sectors = probes(size);
-        let io = Arc::new(Request { slot: IoSlot::new(), done: AtomicU32::new(0) });
+        let io = Request::new();
         let mut i = 0usize;
         group.bench_with_input(BenchmarkId::from_parameter(count), &count, |b, _| {
             b.iter(|| {

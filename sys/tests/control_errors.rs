@@ -5,27 +5,11 @@ mod common;
 
 use common::*;
 use dmcore::platform::mem::MemPlatform;
-use dmcore::plist::{parse_dict, write_dict, Dict, Limits, Number, Value};
+use dmcore::plist::{write_dict, Dict, Number, Value};
 use dmcore::{Core, Errno, Op};
 
-fn request(command: &str) -> Dict {
-    let mut d = Dict::new();
-    d.set_string("command", command.as_bytes());
-    d.insert(
-        "version",
-        Value::Array(vec![
-            Value::Number(Number::Signed(4)),
-            Value::Number(Number::Signed(0)),
-            Value::Number(Number::Signed(0)),
-        ]),
-    );
-    d
-}
-
 fn named(command: &str, name: &str) -> Dict {
-    let mut d = request(command);
-    d.set_string("name", name.as_bytes());
-    d
+    request(command, Some(name), 0)
 }
 
 fn with_flags(mut d: Dict, flags: u32) -> Dict {
@@ -33,14 +17,7 @@ fn with_flags(mut d: Dict, flags: u32) -> Dict {
     d
 }
 
-fn line(start: u64, len: u64, ty: &str, params: &str) -> Value {
-    let mut e = Dict::new();
-    e.set_u64("start", start);
-    e.set_u64("length", len);
-    e.set_string("type", ty.as_bytes());
-    e.set_string("params", params.as_bytes());
-    Value::Dict(e)
-}
+use common::entry as line;
 
 fn reload(name: &str, lines: Vec<Value>) -> Dict {
     let mut d = named("reload", name);
@@ -48,13 +25,13 @@ fn reload(name: &str, lines: Vec<Value>) -> Dict {
     d
 }
 
-fn call(core: &Core<MemPlatform>, d: &Dict, caller: dmcore::Caller) -> (Dict, Result<(), Errno>) {
-    let r = send(core, &write_dict(d), caller).expect("transport error");
-    (parse_dict(&r.bytes, &Limits::DM).unwrap(), r.command_result)
+fn run_as(core: &Core<MemPlatform>, d: &Dict, caller: dmcore::Caller) -> (Dict, Result<(), Errno>) {
+    let out = call(core, d, caller);
+    (out.reply, out.result)
 }
 
 fn run(core: &Core<MemPlatform>, d: &Dict) -> (Dict, Result<(), Errno>) {
-    call(core, d, ROOT)
+    run_as(core, d, ROOT)
 }
 
 fn created(core: &Core<MemPlatform>, name: &str) {
@@ -95,7 +72,7 @@ fn unchanged(core: &Core<MemPlatform>, d: &Dict) -> bool {
 #[test]
 fn oversize_and_unparsable_requests_fail_the_ioctl() {
     let (core, _) = setup();
-    let body = write_dict(&request("version"));
+    let body = write_dict(&request("version", None, 0));
     // Pad with whitespace inside the document up to the limit: text + NUL == 131072 fails,
     // one byte less passes.
     let pad = |total_with_nul: usize| {
@@ -123,7 +100,7 @@ fn oversize_and_unparsable_requests_fail_the_ioctl() {
 fn version_handshake() {
     let (core, _) = setup();
     for (minor, ok) in [(0, true), (1, true), (16, true), (17, false)] {
-        let mut d = request("version");
+        let mut d = request("version", None, 0);
         d.insert(
             "version",
             Value::Array(vec![
@@ -148,7 +125,7 @@ fn version_handshake() {
     assert!(unchanged(&core, &d));
     assert_eq!(core.minor_of("x"), None);
     // A short version array passes (missing elements read as 0) and is completed.
-    let mut d = request("version");
+    let mut d = request("version", None, 0);
     d.insert("version", Value::Array(vec![Value::Number(Number::Unsigned(4))]));
     let (reply, _) = run(&core, &d);
     assert_eq!(reply.get_array("version").unwrap().len(), 3);
@@ -157,7 +134,7 @@ fn version_handshake() {
 #[test]
 fn missing_mistyped_and_unknown_commands() {
     let (core, _) = setup();
-    let mut d = request("version");
+    let mut d = request("version", None, 0);
     d.remove("command");
     let (reply, result) = run(&core, &d);
     assert_eq!(result, Err(Errno::EINVAL));
@@ -166,7 +143,7 @@ fn missing_mistyped_and_unknown_commands() {
     assert_eq!(run(&core, &d).1, Err(Errno::EINVAL));
     // remove_all, message and waitevent are extensions this core implements (§11).
     for cmd in ["frobnicate", "setgeometry", "list_versions", "VERSION", "remove-all", "wait"] {
-        assert_eq!(run(&core, &request(cmd)).1, Err(Errno::EINVAL), "{cmd}");
+        assert_eq!(run(&core, &request(cmd, None, 0)).1, Err(Errno::EINVAL), "{cmd}");
     }
 }
 
@@ -175,13 +152,13 @@ fn unprivileged_callers_run_only_the_query_commands() {
     let (core, _) = setup();
     created(&core, "d");
     for cmd in ["version", "targets", "info", "mknodes", "names", "deps", "status", "table"] {
-        assert_eq!(call(&core, &named(cmd, "d"), USER).1, Ok(()), "{cmd}");
+        assert_eq!(run_as(&core, &named(cmd, "d"), USER).1, Ok(()), "{cmd}");
     }
     for cmd in
         ["create", "suspend", "remove", "rename", "resume", "clear", "reload", "message", "remove_all", "frobnicate"]
     {
         let d = named(cmd, "e");
-        let (reply, result) = call(&core, &d, USER);
+        let (reply, result) = run_as(&core, &d, USER);
         assert_eq!(result, Err(Errno::EPERM), "{cmd}");
         assert_eq!(reply.get_u32("flags"), None, "{cmd}: reply edited");
     }
@@ -214,7 +191,7 @@ fn lookup_order_is_minor_then_name_then_uuid() {
     b.set_string("uuid", b"UUID-B");
     assert_eq!(run(&core, &b).1, Ok(()));
     let minor_of = |d: &Dict| run(&core, d).0.get_u32("minor");
-    let mut q = request("info");
+    let mut q = request("info", None, 0);
     q.set_u32("minor", 2);
     q.set_string("name", b"a");
     assert_eq!(minor_of(&q), Some(2), "minor wins");
@@ -223,7 +200,7 @@ fn lookup_order_is_minor_then_name_then_uuid() {
     q.remove("name");
     q.set_string("uuid", b"UUID-B");
     assert_eq!(minor_of(&q), Some(2), "then the uuid");
-    let mut by_uuid = request("info");
+    let mut by_uuid = request("info", None, 0);
     by_uuid.set_string("uuid", b"UUID-A");
     let (reply, _) = run(&core, &by_uuid);
     assert_eq!(reply.get_str("name"), Some("a"));
@@ -235,7 +212,7 @@ fn create_rules() {
     for bad in ["", "a/b", ".", ".."] {
         assert_eq!(run(&core, &named("create", bad)).1, Err(Errno::EINVAL), "{bad:?}");
     }
-    assert_eq!(run(&core, &request("create")).1, Err(Errno::EINVAL), "no name");
+    assert_eq!(run(&core, &request("create", None, 0)).1, Err(Errno::EINVAL), "no name");
     let long = "n".repeat(128);
     assert_eq!(run(&core, &named("create", &long)).1, Err(Errno::EINVAL));
     created(&core, &"n".repeat(127));
@@ -352,7 +329,7 @@ fn rename_rules() {
     assert_eq!(rename("a", None), Err(Errno::EINVAL));
     assert_eq!(core.minor_of("a"), Some(1));
     assert_eq!(rename("a", Some(Value::String(b"c".to_vec()))), Ok(()));
-    let (reply, _) = run(&core, &request("names"));
+    let (reply, _) = run(&core, &request("names", None, 0));
     let names: Vec<(u32, String)> = reply
         .get_array("cmd_data")
         .unwrap()

@@ -12,37 +12,7 @@ use dmcore::platform::mem::{Fault, MemPlatform};
 use dmcore::platform::{Platform, Work};
 use dmcore::plist::{write_dict, Dict, Number, Value};
 use dmcore::target::{BuildContext, StatusKind, Target, TargetError, TargetType};
-use dmcore::{Core, DevT, Errno, Op};
-
-fn cmd(core: &Core<MemPlatform>, command: &str, name: &str, lines: &[(u64, u64, &str, &str)]) -> Result<(), Errno> {
-    let mut d = Dict::new();
-    d.set_string("command", command.as_bytes());
-    d.set_string("name", name.as_bytes());
-    d.insert("version", Value::Array(vec![Value::Number(Number::Unsigned(4)); 1]));
-    if !lines.is_empty() {
-        let entries = lines
-            .iter()
-            .map(|&(start, len, ty, params)| {
-                let mut e = Dict::new();
-                e.set_u64("start", start);
-                e.set_u64("length", len);
-                e.set_string("type", ty.as_bytes());
-                e.set_string("params", params.as_bytes());
-                Value::Dict(e)
-            })
-            .collect();
-        d.insert("cmd_data", Value::Array(entries));
-    }
-    send(core, &write_dict(&d), ROOT).unwrap().command_result
-}
-
-/// Creates `name` with `lines` live; returns its minor.
-fn device(core: &Core<MemPlatform>, name: &str, lines: &[(u64, u64, &str, &str)]) -> u32 {
-    cmd(core, "create", name, &[]).unwrap();
-    cmd(core, "reload", name, lines).unwrap();
-    cmd(core, "resume", name, &[]).unwrap();
-    core.minor_of(name).unwrap()
-}
+use dmcore::{DevT, Errno, Op};
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
@@ -51,7 +21,7 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 #[test]
 fn a_request_spanning_lines_is_split_and_lands_on_each_device() {
     let (core, platform) = setup();
-    let minor = device(
+    let minor = make_device(
         &core,
         "d",
         &[(0, 8, "linear", "/dev/dmtl0 100"), (8, 8, "linear", "/dev/dmtl1 200"), (16, 8, "linear", "/dev/dmtl2 300")],
@@ -77,7 +47,7 @@ fn a_request_spanning_lines_is_split_and_lands_on_each_device() {
 #[test]
 fn striped_requests_split_at_chunk_boundaries() {
     let (core, platform) = setup();
-    let minor = device(&core, "s", &[(0, 96, "striped", "3 8 /dev/dmtl0 0 /dev/dmtl1 16 /dev/dmtl2 32")]);
+    let minor = make_device(&core, "s", &[(0, 96, "striped", "3 8 /dev/dmtl0 0 /dev/dmtl1 16 /dev/dmtl2 32")]);
     platform.hold(true);
     let (io, req) = platform.request(minor, Op::Read, 6, 20 * 512, None);
     core.submit(minor, io.clone(), req);
@@ -96,7 +66,7 @@ fn striped_requests_split_at_chunk_boundaries() {
 #[test]
 fn the_first_error_wins() {
     let (core, platform) = setup();
-    let minor = device(&core, "d", &[(0, 8, "linear", "/dev/dmtl0 0"), (8, 8, "linear", "/dev/dmtl1 0")]);
+    let minor = make_device(&core, "d", &[(0, 8, "linear", "/dev/dmtl0 0"), (8, 8, "linear", "/dev/dmtl1 0")]);
     platform.add_fault(Fault::range(lower(0), 0, 8, Errno::ENOSPC));
     platform.add_fault(Fault::range(lower(1), 0, 8, Errno::EIO));
     platform.hold(true);
@@ -119,7 +89,7 @@ fn reverse_seed() -> u64 {
     (1..1000)
         .find(|&seed| {
             let (core, platform) = setup();
-            let minor = device(&core, "p", &[(0, 8, "linear", "/dev/dmtl0 0"), (8, 8, "linear", "/dev/dmtl1 0")]);
+            let minor = make_device(&core, "p", &[(0, 8, "linear", "/dev/dmtl0 0"), (8, 8, "linear", "/dev/dmtl1 0")]);
             platform.add_fault(Fault::range(lower(1), 0, 8, Errno::EIO));
             platform.add_fault(Fault::range(lower(0), 0, 8, Errno::ENOSPC));
             platform.hold(true);
@@ -134,7 +104,7 @@ fn reverse_seed() -> u64 {
 #[test]
 fn flush_goes_to_every_lower_device_once_per_line() {
     let (core, platform) = setup();
-    let minor = device(
+    let minor = make_device(
         &core,
         "d",
         &[
@@ -156,7 +126,7 @@ fn flush_goes_to_every_lower_device_once_per_line() {
 #[test]
 fn zero_error_and_bounds() {
     let (core, platform) = setup();
-    let minor = device(&core, "d", &[(0, 8, "zero", ""), (8, 8, "error", "")]);
+    let minor = make_device(&core, "d", &[(0, 8, "zero", ""), (8, 8, "error", "")]);
     let io = platform.run_io(&core, minor, Op::Read, 0, 4096, Some(&[0xff; 4096]));
     assert_eq!((io.result(), io.data()), (Some(Ok(())), vec![0; 4096]));
     assert_eq!(platform.run_io(&core, minor, Op::Write, 0, 4096, Some(&[1; 4096])).result(), Some(Ok(())));
@@ -171,7 +141,7 @@ fn zero_error_and_bounds() {
     assert_eq!(platform.run_io(&core, minor, Op::Read, 0, 100, None).result(), Some(Err(Errno::EINVAL)));
     assert_eq!(platform.run_io(&core, minor, Op::Read, 0, 0, None).result(), Some(Ok(())));
     assert_eq!(platform.run_io(&core, 99, Op::Read, 0, 512, None).result(), Some(Err(Errno::ENXIO)));
-    cmd(&core, "create", "empty", &[]).unwrap();
+    command(&core, "create", "empty", &[]).unwrap();
     let empty = core.minor_of("empty").unwrap();
     assert_eq!(platform.run_io(&core, empty, Op::Read, 0, 512, None).result(), Some(Err(Errno::EIO)));
 }
@@ -179,7 +149,7 @@ fn zero_error_and_bounds() {
 #[test]
 fn striped_discard_covers_each_stripe_contiguously() {
     let (core, platform) = setup();
-    let minor = device(&core, "s", &[(0, 96, "striped", "3 8 /dev/dmtl0 0 /dev/dmtl1 16 /dev/dmtl2 32")]);
+    let minor = make_device(&core, "s", &[(0, 96, "striped", "3 8 /dev/dmtl0 0 /dev/dmtl1 16 /dev/dmtl2 32")]);
     for i in 0..3 {
         platform.fill_disk(lower(i), 0, &vec![0xee; 64 * 512]);
     }
@@ -207,7 +177,7 @@ fn striped_discard_covers_each_stripe_contiguously() {
 #[test]
 fn striped_info_marks_a_failing_stripe() {
     let (core, platform) = setup();
-    let minor = device(&core, "s", &[(0, 32, "striped", "2 8 /dev/dmtl0 0 /dev/dmtl1 0")]);
+    let minor = make_device(&core, "s", &[(0, 32, "striped", "2 8 /dev/dmtl0 0 /dev/dmtl1 0")]);
     platform.add_fault(Fault::range(lower(1), 0, 64, Errno::EIO));
     assert_eq!(platform.run_io(&core, minor, Op::Read, 0, 16 * 512, None).result(), Some(Err(Errno::EIO)));
     let mut d = Dict::new();
@@ -221,7 +191,7 @@ fn striped_info_marks_a_failing_stripe() {
 #[test]
 fn suspend_waits_for_requests_in_flight_and_defers_new_ones() {
     let (core, platform) = setup();
-    let minor = device(&core, "d", &[(0, 64, "linear", "/dev/dmtl0 0")]);
+    let minor = make_device(&core, "d", &[(0, 64, "linear", "/dev/dmtl0 0")]);
     platform.hold(true);
     let (io, req) = platform.request(minor, Op::Write, 0, 512, Some(&[7; 512]));
     core.submit(minor, io.clone(), req);
@@ -233,7 +203,7 @@ fn suspend_waits_for_requests_in_flight_and_defers_new_ones() {
         seen.lock().unwrap().push(io_in_hook.result());
         p.run_one()
     })));
-    assert_eq!(cmd(&core, "suspend", "d", &[]), Ok(()));
+    assert_eq!(command(&core, "suspend", "d", &[]), Ok(()));
     assert_eq!(*observed.lock().unwrap(), vec![None], "suspend waited while the write was in flight");
     assert_eq!(io.result(), Some(Ok(())), "suspend returned after the write completed");
     assert!(platform.disk(lower(0))[..512].iter().all(|&b| b == 7));
@@ -243,7 +213,7 @@ fn suspend_waits_for_requests_in_flight_and_defers_new_ones() {
     let (late, req) = platform.request(minor, Op::Read, 0, 512, None);
     core.submit(minor, late.clone(), req);
     assert_eq!((late.result(), platform.deferred(minor)), (None, 1));
-    assert_eq!(cmd(&core, "resume", "d", &[]), Ok(()));
+    assert_eq!(command(&core, "resume", "d", &[]), Ok(()));
     assert_eq!(late.result(), Some(Ok(())));
     assert_eq!(late.data(), vec![7; 512]);
     platform.set_wait_hook(None);
@@ -252,8 +222,8 @@ fn suspend_waits_for_requests_in_flight_and_defers_new_ones() {
 #[test]
 fn resume_drains_the_old_table_before_swapping_and_keeps_it_alive_until_then() {
     let (core, platform) = setup();
-    let minor = device(&core, "d", &[(0, 64, "linear", "/dev/dmtl0 0")]);
-    cmd(&core, "reload", "d", &[(0, 64, "linear", "/dev/dmtl1 0")]).unwrap();
+    let minor = make_device(&core, "d", &[(0, 64, "linear", "/dev/dmtl0 0")]);
+    command(&core, "reload", "d", &[(0, 64, "linear", "/dev/dmtl1 0")]).unwrap();
     platform.hold(true);
     let (io, req) = platform.request(minor, Op::Write, 0, 512, Some(&[9; 512]));
     core.submit(minor, io.clone(), req);
@@ -263,7 +233,7 @@ fn resume_drains_the_old_table_before_swapping_and_keeps_it_alive_until_then() {
         seen.store(p.opens(lower(0)) as usize, Ordering::SeqCst);
         p.run_one()
     })));
-    assert_eq!(cmd(&core, "resume", "d", &[]), Ok(()));
+    assert_eq!(command(&core, "resume", "d", &[]), Ok(()));
     assert_eq!(opens_during.load(Ordering::SeqCst), 1, "old table alive while its request was in flight");
     assert_eq!(io.result(), Some(Ok(())));
     assert!(platform.disk(lower(0))[..512].iter().all(|&b| b == 9), "written through the old table");
@@ -278,12 +248,12 @@ fn resume_drains_the_old_table_before_swapping_and_keeps_it_alive_until_then() {
 #[test]
 fn remove_fails_deferred_requests() {
     let (core, platform) = setup();
-    let minor = device(&core, "d", &[(0, 64, "zero", "")]);
-    cmd(&core, "suspend", "d", &[]).unwrap();
+    let minor = make_device(&core, "d", &[(0, 64, "zero", "")]);
+    command(&core, "suspend", "d", &[]).unwrap();
     let (io, req) = platform.request(minor, Op::Read, 0, 512, None);
     core.submit(minor, io.clone(), req);
     assert_eq!(io.result(), None);
-    cmd(&core, "remove", "d", &[]).unwrap();
+    command(&core, "remove", "d", &[]).unwrap();
     assert_eq!(io.result(), Some(Err(Errno::ENXIO)));
 }
 
@@ -355,7 +325,7 @@ fn queued_pieces_complete_from_the_worker() {
     core.targets().register(Arc::new(Deferring)).unwrap();
     assert_eq!(core.targets().register(Arc::new(Deferring)), Err(Errno::EEXIST));
     platform.fill_disk(lower(0), 0, &[3; 512]);
-    let minor = device(&core, "w", &[(0, 64, "deferring", "/dev/dmtl0")]);
+    let minor = make_device(&core, "w", &[(0, 64, "deferring", "/dev/dmtl0")]);
     let (io, req) = platform.request(minor, Op::Read, 0, 512, None);
     core.submit(minor, io.clone(), req);
     platform.run();
@@ -367,6 +337,6 @@ fn queued_pieces_complete_from_the_worker() {
     platform.advance(1_000);
     assert_eq!(io.result(), Some(Err(Errno::EIO)), "a dropped piece fails, never hangs");
     assert_eq!(core.targets().unregister("deferring"), Err(Errno::EBUSY), "in use by a table");
-    cmd(&core, "remove", "w", &[]).unwrap();
+    command(&core, "remove", "w", &[]).unwrap();
     assert_eq!(core.targets().unregister("deferring"), Ok(()));
 }

@@ -6,29 +6,10 @@ mod common;
 
 use common::*;
 use dmcore::platform::mem::{CrashMode, Fault};
-use dmcore::plist::{write_dict, Dict, Value};
 use dmcore::{Errno, Op};
 
 fn linear_device(core: &dmcore::Core<dmcore::platform::mem::MemPlatform>) -> u32 {
-    let run = |command: &str, table: bool| {
-        let mut d = Dict::new();
-        d.set_string("command", command.as_bytes());
-        d.set_string("name", b"d");
-        d.insert("version", Value::Array(vec![Value::unsigned(4)]));
-        if table {
-            let mut e = Dict::new();
-            e.set_u64("start", 0);
-            e.set_u64("length", 1024);
-            e.set_string("type", b"linear");
-            e.set_string("params", b"/dev/dmtl0 0");
-            d.insert("cmd_data", Value::Array(vec![Value::Dict(e)]));
-        }
-        assert_eq!(send(core, &write_dict(&d), ROOT).unwrap().command_result, Ok(()), "{command}");
-    };
-    run("create", false);
-    run("reload", true);
-    run("resume", false);
-    core.minor_of("d").unwrap()
+    make_device(core, "d", &[(0, 1024, "linear", "/dev/dmtl0 0")])
 }
 
 #[test]

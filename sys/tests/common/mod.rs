@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use dmcore::platform::mem::MemPlatform;
-use dmcore::{Caller, Core, DevT, Reply};
+use dmcore::platform::Platform;
+use dmcore::plist::{parse_dict, write_dict, Dict, Limits, Value};
+use dmcore::{Caller, Core, DevT, Errno, Reply};
 
 pub const ROOT: Caller = Caller { privileged: true };
 pub const USER: Caller = Caller { privileged: false };
@@ -51,4 +53,95 @@ pub fn doc(body: &str) -> Vec<u8> {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE plist PUBLIC \"-//Apple Computer//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n<plist version=\"1.0\">\n{body}</plist>\n"
     )
     .into_bytes()
+}
+
+/// A request as the simplest clients send it: `command`, `name` (when given), `version` [4]
+/// and `flags` (when not 0).
+pub fn request(command: &str, name: Option<&str>, flags: u32) -> Dict {
+    let mut d = Dict::new();
+    d.set_string("command", command.as_bytes());
+    if let Some(name) = name {
+        d.set_string("name", name.as_bytes());
+    }
+    d.insert("version", Value::Array(vec![Value::unsigned(4)]));
+    if flags != 0 {
+        d.set_u32("flags", flags);
+    }
+    d
+}
+
+/// One `cmd_data` entry of a `reload`.
+pub fn entry(start: u64, len: u64, target_type: &str, params: &str) -> Value {
+    let mut e = Dict::new();
+    e.set_u64("start", start);
+    e.set_u64("length", len);
+    e.set_string("type", target_type.as_bytes());
+    e.set_string("params", params.as_bytes());
+    Value::Dict(e)
+}
+
+/// `<start> <length> <type> <params>`, as `dmsetup create --table` takes a line.
+pub fn parse_line(line: &str) -> (u64, u64, String, String) {
+    let mut it = line.trim().splitn(4, ' ');
+    let start = it.next().unwrap().parse().unwrap();
+    let len = it.next().unwrap().parse().unwrap();
+    let target_type = it.next().unwrap().to_string();
+    let params = it.next().unwrap_or("").to_string();
+    (start, len, target_type, params)
+}
+
+/// The `cmd_data` of a `reload` from table lines in dmsetup's syntax.
+pub fn entries(lines: &[&str]) -> Value {
+    Value::Array(
+        lines
+            .iter()
+            .map(|l| {
+                let (start, len, target_type, params) = parse_line(l);
+                entry(start, len, &target_type, &params)
+            })
+            .collect(),
+    )
+}
+
+/// A command's outcome: the reply dictionary, the command's result, and its detail (Linux's
+/// message for a refused table line).
+pub struct Outcome {
+    pub reply: Dict,
+    pub result: Result<(), Errno>,
+    pub detail: Option<String>,
+}
+
+/// Sends a request dictionary (with its NUL) and parses the reply.
+pub fn call<P: Platform>(core: &Core<P>, d: &Dict, caller: Caller) -> Outcome {
+    let mut bytes = write_dict(d);
+    bytes.push(0);
+    let r = core.control(&bytes, caller).expect("transport error");
+    Outcome {
+        reply: parse_dict(&r.bytes, &Limits::DM).expect("reply parses"),
+        result: r.command_result,
+        detail: r.detail,
+    }
+}
+
+/// Runs `command` on `name` as root, with a table in `cmd_data` when `lines` is not empty.
+pub fn command<P: Platform>(
+    core: &Core<P>,
+    command: &str,
+    name: &str,
+    lines: &[(u64, u64, &str, &str)],
+) -> Result<(), Errno> {
+    let mut d = request(command, Some(name), 0);
+    if !lines.is_empty() {
+        let table = lines.iter().map(|&(start, len, ty, params)| entry(start, len, ty, params)).collect();
+        d.insert("cmd_data", Value::Array(table));
+    }
+    call(core, &d, ROOT).result
+}
+
+/// Creates `name` with `lines` as its live table; returns its minor.
+pub fn make_device<P: Platform>(core: &Core<P>, name: &str, lines: &[(u64, u64, &str, &str)]) -> u32 {
+    command(core, "create", name, &[]).expect("create");
+    command(core, "reload", name, lines).expect("reload");
+    command(core, "resume", name, &[]).expect("resume");
+    core.minor_of(name).expect("created")
 }

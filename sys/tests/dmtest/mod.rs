@@ -6,14 +6,16 @@
 #![allow(dead_code)]
 
 pub mod cases;
+#[path = "../common/mod.rs"]
+mod common;
 
 use std::sync::Arc;
 
 use dmcore::platform::mem::MemPlatform;
-use dmcore::plist::{parse_dict, write_dict, Dict, Limits, Number, Value};
-use dmcore::{Caller, Core, DevT, Errno};
+use dmcore::plist::Dict;
+use dmcore::{Core, DevT, Errno};
 
-pub const ROOT: Caller = Caller { privileged: true };
+pub use common::{entries, Outcome, ROOT};
 
 pub const VDA: DevT = DevT::new(254, 0);
 pub const VDB: DevT = DevT::new(254, 16);
@@ -31,65 +33,21 @@ pub const NOFLUSH: u32 = 0x800;
 const STATUS_TABLE: u32 = 0x10;
 
 fn request(command: &str, name: &str, flags: u32) -> Dict {
-    let mut d = Dict::new();
-    d.set_string("command", command.as_bytes());
-    d.set_string("name", name.as_bytes());
-    d.insert("version", Value::Array(vec![Value::Number(Number::Unsigned(4)); 1]));
-    if flags != 0 {
-        d.set_u32("flags", flags);
-    }
-    d
-}
-
-/// A command's outcome: its reply dictionary, result and detail (Linux's message for a refused
-/// table line, e.g. `line 0: flakey: Invalid argument count`).
-pub struct Outcome {
-    pub reply: Dict,
-    pub result: Result<(), Errno>,
-    pub detail: Option<String>,
+    common::request(command, Some(name), flags)
 }
 
 pub fn send(core: &Core<MemPlatform>, d: &Dict) -> Outcome {
-    let mut bytes = write_dict(d);
-    bytes.push(0);
-    let r = core.control(&bytes, ROOT).expect("transport error");
-    Outcome {
-        reply: parse_dict(&r.bytes, &Limits::DM).expect("reply parses"),
-        result: r.command_result,
-        detail: r.detail,
-    }
+    common::call(core, d, ROOT)
 }
 
 pub fn command(core: &Core<MemPlatform>, command: &str, name: &str, flags: u32) -> Outcome {
     send(core, &request(command, name, flags))
 }
 
-/// One table line: `<start> <length> <type> <params>`, as `dmsetup create --table` takes it.
-pub fn parse_line(line: &str) -> (u64, u64, String, String) {
-    let mut it = line.splitn(4, ' ');
-    let start = it.next().unwrap().parse().unwrap();
-    let len = it.next().unwrap().parse().unwrap();
-    let ty = it.next().unwrap().to_string();
-    let params = it.next().unwrap_or("").to_string();
-    (start, len, ty, params)
-}
-
 /// `reload` of `name` with the given lines.
 pub fn reload(core: &Core<MemPlatform>, name: &str, lines: &[&str]) -> Outcome {
     let mut d = request("reload", name, 0);
-    let entries = lines
-        .iter()
-        .map(|l| {
-            let (start, len, ty, params) = parse_line(l);
-            let mut e = Dict::new();
-            e.set_u64("start", start);
-            e.set_u64("length", len);
-            e.set_string("type", ty.as_bytes());
-            e.set_string("params", params.as_bytes());
-            Value::Dict(e)
-        })
-        .collect();
-    d.insert("cmd_data", Value::Array(entries));
+    d.insert("cmd_data", entries(lines));
     send(core, &d)
 }
 

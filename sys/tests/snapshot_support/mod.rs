@@ -6,10 +6,13 @@
 use std::sync::Arc;
 
 use dmcore::platform::mem::MemPlatform;
-use dmcore::plist::{self, Dict, Limits, Number, Value};
-use dmcore::{Caller, Core, DevT, Errno, Op};
+use dmcore::plist::Dict;
+use dmcore::{Core, DevT, Errno, Op};
 
-pub const ROOT: Caller = Caller { privileged: true };
+#[path = "../common/mod.rs"]
+mod common;
+
+pub use common::ROOT;
 pub const SECTOR: usize = 512;
 
 /// The oracle VM's disk numbers: vda = 254:0, vdb = 254:16, ...
@@ -29,16 +32,6 @@ pub struct Failed {
     pub detail: String,
 }
 
-/// `"<start> <len> <type> <params>"` as dmsetup takes a table line.
-fn split_line(line: &str) -> (u64, u64, String, String) {
-    let mut it = line.trim().splitn(4, ' ');
-    let start = it.next().unwrap().parse().unwrap();
-    let len = it.next().unwrap().parse().unwrap();
-    let ty = it.next().unwrap().to_string();
-    let params = it.next().unwrap_or("").to_string();
-    (start, len, ty, params)
-}
-
 impl Dm {
     pub fn new() -> Self {
         let (core, p) = MemPlatform::new_core();
@@ -55,35 +48,17 @@ impl Dm {
     }
 
     pub fn request(&self, command: &str, name: &str, flags: u32, lines: &[&str]) -> (Result<(), Failed>, Dict) {
-        let mut d = Dict::new();
+        let mut d = common::request(command, Some(name), 0);
         if command == "info" {
             d.set_u32("event_nr", 0);
         }
-        d.set_string("command", command.as_bytes());
-        d.set_string("name", name.as_bytes());
-        d.insert("version", Value::Array(vec![Value::Number(Number::Unsigned(4))]));
         d.set_u32("flags", flags);
         if !lines.is_empty() {
-            let entries = lines
-                .iter()
-                .map(|l| {
-                    let (start, len, ty, params) = split_line(l);
-                    let mut e = Dict::new();
-                    e.set_u64("start", start);
-                    e.set_u64("length", len);
-                    e.set_string("type", ty.as_bytes());
-                    e.set_string("params", params.as_bytes());
-                    Value::Dict(e)
-                })
-                .collect();
-            d.insert("cmd_data", Value::Array(entries));
+            d.insert("cmd_data", common::entries(lines));
         }
-        let mut text = plist::write_dict(&d);
-        text.push(0);
-        let reply = self.core.control(&text, ROOT).expect("transport error");
-        let dict = plist::parse_dict(&reply.bytes, &Limits::DM).expect("reply parses");
-        let result = reply.command_result.map_err(|errno| Failed { errno, detail: reply.detail.unwrap_or_default() });
-        (result, dict)
+        let out = common::call(&self.core, &d, ROOT);
+        let result = out.result.map_err(|errno| Failed { errno, detail: out.detail.unwrap_or_default() });
+        (result, out.reply)
     }
 
     pub fn cmd(&self, command: &str, name: &str) -> Result<(), Failed> {
