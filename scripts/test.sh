@@ -31,3 +31,6 @@ sh tests/anita/selftest.sh
 
 stage "manual pages: mandoc -Tlint"
 sh man/lint.sh
+
+stage "differential tests against Linux's device-mapper (QEMU oracle)"
+bash scripts/oracle.sh
