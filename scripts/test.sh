@@ -15,10 +15,11 @@ cargo clippy --workspace --all-targets -- -D warnings
 stage "unit, property, conformance and end-to-end tests"
 cargo test --workspace
 
-stage "core builds for the kernel targets"
+stage "core builds for the kernel targets; the fuzz targets compile"
 for t in x86_64-unknown-none aarch64-unknown-none-softfloat; do
   cargo build -p dmcore --target "$t"
 done
+cargo check --manifest-path fuzz/Cargo.toml
 
 stage "kernel module: staticlib, symbols, relocations, FP scan, panic sites, NetBSD compile, glue on a stand-in kernel"
 bash kmod/check/run.sh
