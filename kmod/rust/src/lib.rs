@@ -30,10 +30,8 @@ mod decls {
 // Every export has the header's prototype, and both sides name the same functions.
 include!(concat!(env!("OUT_DIR"), "/exports_check.rs"));
 
-mod kalloc;
-#[cfg(target_os = "none")]
-mod kpanic;
-mod text;
+// The allocator on the glue's memory functions, and (kernel targets) the panic handler.
+use dm_kernel_rt as _;
 
 pub mod exports;
 pub mod platform;

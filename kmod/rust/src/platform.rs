@@ -16,7 +16,7 @@ use dmcore::io::IoSlot;
 use dmcore::platform::{Child, DevT, DiskIo, DiskSpec, LogLevel, LowerDisk, Op, Platform, Work};
 
 use crate::sys;
-use crate::text::StackText;
+use dm_kernel_rt::StackText;
 
 // The core's per-request state fits in the room the glue embeds for it.
 const _: () = assert!(size_of::<IoSlot<KernelPlatform>>() <= size_of::<sys::dmcore_io_slot>());

@@ -16,8 +16,9 @@
 
 extern crate alloc;
 
+// In the kernel: the dm module's allocator and panic (dmglue_alloc, dmglue_free, dmglue_panic).
 #[cfg(target_os = "none")]
-mod kernel;
+use dm_kernel_rt as _;
 
 use core::ptr;
 
