@@ -186,10 +186,6 @@ impl<P: Platform> Core<P> {
         Ok(())
     }
 
-    /// Whether the device was created read-only.
-    pub fn read_only(&self, minor: u32) -> Option<bool> {
-        self.device(minor).map(|d| d.read_only)
-    }
 
     /// Every device's minor and name, in `names` order.
     pub fn list(&self) -> Vec<(u32, Vec<u8>)> {
