@@ -186,7 +186,6 @@ impl<P: Platform> Core<P> {
         Ok(())
     }
 
-
     /// Every device's minor and name, in `names` order.
     pub fn list(&self) -> Vec<(u32, Vec<u8>)> {
         self.devices.read().in_order().into_iter().map(|r| (r.device.minor, r.name.clone())).collect()
