@@ -145,3 +145,23 @@ pub fn make_device<P: Platform>(core: &Core<P>, name: &str, lines: &[(u64, u64, 
     command(core, "resume", name, &[]).expect("resume");
     core.minor_of(name).expect("created")
 }
+
+/// The `cmd_data` of a `table` or `status` reply as `dmsetup` prints it: one
+/// `<start> <length> <type> <params>` per line.
+pub fn table_lines(reply: &Dict) -> Vec<String> {
+    reply
+        .get_array("cmd_data")
+        .expect("a table or status reply carries cmd_data")
+        .iter()
+        .map(|v| {
+            let e = v.as_dict().unwrap();
+            format!(
+                "{} {} {} {}",
+                e.get_u64("start").unwrap(),
+                e.get_u64("length").unwrap(),
+                e.get_str("type").unwrap(),
+                e.get_str("params").unwrap_or("")
+            )
+        })
+        .collect()
+}

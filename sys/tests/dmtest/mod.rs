@@ -67,21 +67,7 @@ pub fn create(core: &Core<MemPlatform>, name: &str, lines: &[&str]) -> Result<u3
 fn lines(core: &Core<MemPlatform>, name: &str, flags: u32) -> Vec<String> {
     let out = command(core, "table", name, flags);
     assert_eq!(out.result, Ok(()));
-    out.reply
-        .get_array("cmd_data")
-        .unwrap()
-        .iter()
-        .map(|v| {
-            let e = v.as_dict().unwrap();
-            format!(
-                "{} {} {} {}",
-                e.get_u64("start").unwrap(),
-                e.get_u64("length").unwrap(),
-                e.get_str("type").unwrap(),
-                e.get_str("params").unwrap_or("")
-            )
-        })
-        .collect()
+    common::table_lines(&out.reply)
 }
 
 /// `dmsetup table NAME`, one string per line.

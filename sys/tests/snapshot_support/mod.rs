@@ -104,20 +104,7 @@ impl Dm {
         let flags = if table { 0x10 } else { 0 } | if inactive { 0x1000 } else { 0 };
         let (r, d) = self.request("status", name, flags, &[]);
         r.unwrap();
-        d.get_array("cmd_data")
-            .unwrap_or_default()
-            .iter()
-            .map(|e| {
-                let e = e.as_dict().unwrap();
-                format!(
-                    "{} {} {} {}",
-                    e.get_u64("start").unwrap(),
-                    e.get_u64("length").unwrap(),
-                    e.get_str("type").unwrap(),
-                    e.get_str("params").unwrap_or("")
-                )
-            })
-            .collect()
+        common::table_lines(&d)
     }
 
     pub fn table(&self, name: &str) -> String {
